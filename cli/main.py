@@ -1,0 +1,73 @@
+"""``tfxray``: the Click group. Each command lives in its own module; heavy imports are lazy."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from tfxray import __version__
+
+from .common import echo_err, quiet_tensorflow
+
+COMMANDS = {
+    # name: (module, attribute)
+    "demo": ("demo", "demo"),
+    "synth": ("synth", "synth"),
+    "train": ("train", "train"),
+    "evaluate": ("evaluate", "evaluate"),
+    "score": ("score", "score"),
+    "gradcam": ("gradcam", "gradcam"),
+    "inspect": ("inspect", "inspect_command"),
+    "recipes": ("recipes", "recipes"),
+}
+
+
+class TfxrayGroup(click.Group):
+    """Loads command modules on demand and turns tfxray's errors into one line and an exit code."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        import importlib
+
+        module, attribute = COMMANDS[name]
+        return getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+
+    def invoke(self, ctx):
+        from tfxray.errors import TfxrayError
+
+        try:
+            return super().invoke(ctx)
+        except TfxrayError as exc:
+            echo_err(f"error: {exc}")
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            echo_err("interrupted")
+            ctx.exit(130)
+
+
+@click.group(cls=TfxrayGroup, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "TFXRAY"})
+@click.version_option(__version__, prog_name="tfxray")
+def cli():
+    """Transfer learning, evaluation and batch scoring for fracture detection on radiographs.
+
+    \b
+    Start here:
+      tfxray demo --out tfxray-demo      the whole job on synthetic radiographs
+      tfxray recipes list                the published protocols
+      tfxray train wrist --data manifest.csv --out runs/wrist --freeze all-but-top
+    """
+    quiet_tensorflow()
+
+
+def main(argv=None):
+    quiet_tensorflow()
+    return cli.main(args=argv, prog_name="tfxray")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""tfxray score: score every image file of a folder into a CSV, resumably."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.command("score")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="scores.csv", show_default=True)
+@click.option("--batch-size", default=32, show_default=True, type=int)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run: skip the files already in --out.")
+@click.option("--shard", metavar="I/N", help="Score only the I-th of N deterministic parts of the folder.")
+@click.option("--hash-ids", is_flag=True, help="Write salted hashes of patient and study IDs instead of the IDs.")
+@click.option("--salt", envvar="TFXRAY_ID_SALT", help="Salt for --hash-ids (or TFXRAY_ID_SALT).")
+@click.option("--aggregate", type=click.Choice(["max", "mean", "noisy-or"]), default="max", show_default=True,
+              help="How per-study and per-patient roll-ups combine file scores.")
+@click.option("--allow-errors", is_flag=True, help="Exit 0 even when some files could not be scored.")
+def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggregate, allow_errors):
+    """Score every image under FOLDER (DICOM with or without suffix, PNG, JPEG, TIFF) with RUN_DIR's model.
+
+    One row per file: path, SOP instance UID, patient and study IDs, frame, score, call at the
+    model's threshold, status (ok, error or skipped) and the reason. Roll-ups per study and per
+    patient go to <out>_rollup.csv. Exit code 1 when some files failed (unless --allow-errors).
+
+    \b
+    Example:
+      tfxray score runs/wrist /pacs/export --out scores.csv --hash-ids --salt "$SALT"
+      tfxray score runs/wrist /pacs/export --out scores.csv --resume
+    """
+    from tfxray.scoring.batch import parse_shard, rollup_path, score_folder
+
+    summary = score_folder(run_dir, folder, out, batch_size=batch_size, resume=resume, shard=parse_shard(shard),
+                           hash_ids=hash_ids, salt=salt, aggregate=aggregate)
+    for line in summary.lines():
+        click.echo(line)
+    click.echo(f"scores: {out}\nroll-ups: {rollup_path(Path(out))}")
+    if summary.errors and not allow_errors:
+        sys.exit(1)

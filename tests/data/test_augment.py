@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from tfxray.config import OfflineAugmentConfig
+from tfxray.data.augment import AffineParams, amplification_plan, apply_params, draw_params, transform_matrix
+
+
+def test_wrist_amplification_numbers():
+    """1,389 radiographs -> 11,112 with the default factor 8 (Kim & MacKinnon 2018)."""
+    cfg = OfflineAugmentConfig(factor=8)
+    plan = amplification_plan([f"img{i}.png" for i in range(1389)], cfg.factor, cfg, seed=0)
+    assert len(plan) == 11112
+    per_image = plan.groupby("source")
+    assert (per_image.size() == 8).all()
+    first = plan[plan.source == "img0.png"].reset_index(drop=True)
+    assert not first.loc[0, "flip"] and first.loc[1, "flip"]  # the image and its horizontal flip
+    assert first.loc[0, ["rotation", "shift_x", "shear"]].abs().sum() == 0
+    random_part = plan[plan.variant >= 2]
+    assert random_part.rotation.abs().max() <= 25 and random_part.rotation.abs().max() > 20
+    assert random_part.shift_x.abs().max() <= 0.15 and random_part.shift_y.abs().max() <= 0.15
+    assert random_part.shear.abs().max() <= 0.10
+    assert random_part.zoom_x.between(0.85, 1.15).all()
+
+
+def test_plan_is_reproducible_for_a_seed():
+    cfg = OfflineAugmentConfig(factor=8)
+    a = amplification_plan(["a.png", "b.png"], 8, cfg, seed=3)
+    b = amplification_plan(["a.png", "b.png"], 8, cfg, seed=3)
+    c = amplification_plan(["a.png", "b.png"], 8, cfg, seed=4)
+    assert a.equals(b) and not a.equals(c)
+
+
+def test_flip_and_identity():
+    image = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert np.array_equal(apply_params(image, AffineParams()), image)
+    assert np.array_equal(apply_params(image, AffineParams(flip=True)), image[:, ::-1])
+
+
+def test_rotation_by_90_degrees_about_the_centre():
+    image = np.zeros((5, 5), np.float32)
+    image[0, 2] = 1.0  # top centre
+    rotated = apply_params(image, AffineParams(rotation=90))
+    assert rotated.argmax() in (np.ravel_multi_index((2, 0), (5, 5)), np.ravel_multi_index((2, 4), (5, 5)))
+    assert rotated[2, 2] == 0
+
+
+def test_shift_moves_content_by_the_fraction():
+    image = np.zeros((10, 10), np.float32)
+    image[5, 5] = 1.0
+    shifted = apply_params(image, AffineParams(shift_x=0.2))
+    # output(r, c) = input(r, c + 2): the bright pixel moves 2 columns left, as keras' width_shift does
+    assert np.unravel_index(shifted.argmax(), shifted.shape) == (5, 3)
+
+
+def test_matrix_composition_is_identity_for_defaults():
+    assert np.allclose(transform_matrix(AffineParams(), 7, 9), np.eye(3))
+
+
+def test_draw_params_counts():
+    cfg = OfflineAugmentConfig(factor=3, flip=False)
+    variants = draw_params(np.random.default_rng(0), 3, cfg)
+    assert len(variants) == 3 and not any(v.flip for v in variants)

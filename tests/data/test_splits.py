@@ -1,0 +1,61 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfxray.data.splits import check_user_split, holdout_assignments, kfold_assignments, leaking_patients
+from tfxray.errors import UserError
+
+
+def many_images_per_patient(n_patients=120, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(n_patients):
+        label = "fracture" if rng.random() < 0.3 else "normal"
+        for k in range(int(rng.integers(1, 9))):
+            rows.append({"path": f"p{p}_{k}.png", "label": label, "patient_id": f"P{p}"})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_holdout_is_grouped_stratified_and_proportional(seed):
+    images = many_images_per_patient(seed=seed)
+    images["split"] = holdout_assignments(images, (0.8, 0.1, 0.1), seed=seed)
+    assert leaking_patients(images, "split") == []
+    patients = images.drop_duplicates("patient_id")
+    share = patients["split"].value_counts(normalize=True)
+    assert abs(share["train"] - 0.8) < 0.08 and abs(share["test"] - 0.1) < 0.06
+    overall = (images.label == "fracture").mean()
+    for side in ("train", "validation", "test"):
+        assert abs((images.loc[images.split == side, "label"] == "fracture").mean() - overall) < 0.15
+
+
+def test_holdout_is_reproducible_for_a_seed():
+    images = many_images_per_patient()
+    a = holdout_assignments(images, (0.8, 0.1, 0.1), seed=7)
+    b = holdout_assignments(images, (0.8, 0.1, 0.1), seed=7)
+    c = holdout_assignments(images, (0.8, 0.1, 0.1), seed=8)
+    assert (a == b).all() and not (a == c).all()
+
+
+@pytest.mark.parametrize("k", [5, 10])
+def test_kfold_never_leaks(k):
+    images = many_images_per_patient()
+    images["fold"] = kfold_assignments(images, k, seed=0)
+    assert sorted(images.fold.unique()) == list(range(k))
+    assert leaking_patients(images, "fold") == []
+
+
+def test_user_split_with_leaks_is_refused_naming_the_patients():
+    images = pd.DataFrame(
+        {"path": ["a", "b", "c"], "label": ["normal"] * 3, "patient_id": ["P1", "P1", "P2"], "split": ["train", "test", "train"]}
+    )
+    with pytest.raises(UserError, match=r"1 patient\(s\).*P1"):
+        check_user_split(images, "split")
+    with pytest.warns(UserWarning, match="P1"):
+        check_user_split(images, "split", allow_leaks=True)
+
+
+def test_too_few_patients():
+    images = pd.DataFrame({"path": ["a", "b"], "label": ["normal", "fracture"], "patient_id": ["P1", "P1"]})
+    with pytest.raises(UserError, match="patients"):
+        kfold_assignments(images, 5)

@@ -1,0 +1,3 @@
+"""tfxray: transfer learning, evaluation and batch scoring for fracture detection on radiographs."""
+
+__version__ = "0.1.0"

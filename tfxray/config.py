@@ -1,0 +1,343 @@
+"""Recipes: typed, validated once when loaded, then trusted by the code below.
+
+A recipe is plain data (YAML read with ``safe_load``) that can only name registered
+components. Unknown keys are refused with the nearest valid key, so a misspelt field
+never passes silently. Precedence is decided here and in the CLI's option handling:
+command-line option > environment variable (Click's ``TFXRAY_*``) > recipe > code default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+
+@dataclass
+class DataConfig:
+    """Where images come from and how they are cut into splits."""
+
+    task: str = "wrist"
+    input_size: int = 299
+    channels: int = 1  # 1: gray replicated inside the model; 3: slice and two neighbours
+    resize: str = "stretch"  # stretch | pad (keep aspect, pad to square)
+    normalization: str = "backbone"  # backbone | dataset | per_image | unit
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train, validation, test
+    folds: int = 0  # >1: patient-grouped stratified k-fold cross-validation
+    class_balance: str = "none"  # none | weights | balanced
+    roi: bool = False  # crop the manifest box to its enclosing square (CT protocol)
+    neighbours: bool = False  # slice plus its two neighbours as channels (CT protocol)
+
+    def validate(self, where: str) -> None:
+        _choice(where, "resize", self.resize, ("stretch", "pad"))
+        _choice(where, "normalization", self.normalization, ("backbone", "dataset", "per_image", "unit"))
+        _choice(where, "class_balance", self.class_balance, ("none", "weights", "balanced"))
+        _choice(where, "channels", self.channels, (1, 3))
+        if self.input_size < 16:
+            raise UserError(f"{where}.input_size: must be at least 16, got {self.input_size}")
+        if len(self.split) != 3 or any(r < 0 for r in self.split) or abs(sum(self.split) - 1) > 1e-6:
+            raise UserError(f"{where}.split: three non-negative fractions summing to 1 expected, got {self.split}")
+        if self.folds == 1 or self.folds < 0:
+            raise UserError(f"{where}.folds: 0 (holdout) or at least 2, got {self.folds}")
+        if self.neighbours and self.channels != 3:
+            raise UserError(f"{where}.neighbours: needs channels: 3")
+
+
+@dataclass
+class OfflineAugmentConfig:
+    """ImageDataGenerator-style amplification written once, before training (wrist protocol)."""
+
+    factor: int = 1  # 1 = off; 8 = each image, its flip, and 6 random transforms
+    flip: bool = True
+    rotation: float = 25.0  # degrees
+    width_shift: float = 0.15
+    height_shift: float = 0.15
+    shear: float = 0.10
+    zoom: float = 0.15
+
+    def validate(self, where: str) -> None:
+        if self.factor < 1:
+            raise UserError(f"{where}.factor: must be at least 1, got {self.factor}")
+
+
+@dataclass
+class OnlineAugmentConfig:
+    """Random transforms drawn anew every epoch by Keras preprocessing layers."""
+
+    enabled: bool = False
+    rotation: float = 0.0  # degrees, symmetric (180 = full circle)
+    translate: float = 0.0  # fraction of the size
+    zoom: float = 0.0
+    shear: float = 0.0
+    flip: bool = False
+    brightness: float = 0.0
+    contrast: float = 0.0
+
+
+@dataclass
+class AugmentConfig:
+    offline: OfflineAugmentConfig = field(default_factory=OfflineAugmentConfig)
+    online: OnlineAugmentConfig = field(default_factory=OnlineAugmentConfig)
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "inception_v3"
+    weights: str = "imagenet"  # imagenet | none | path to a weights file
+    freeze: str = "all-but-top"  # all-but-top | all | none | until:STAGE | until:LAYER
+    dropout: float = 0.0
+    l2: float = 0.0
+    pooling: str = "avg"  # avg | max
+
+    def validate(self, where: str) -> None:
+        from .models.backbones import BACKBONES  # registry; keras is imported lazily there
+
+        if self.backbone not in BACKBONES:
+            raise UserError(
+                f"{where}.backbone: unknown backbone {self.backbone!r}{_did_you_mean(self.backbone, BACKBONES)}"
+            )
+        freeze_ok = self.freeze in ("all-but-top", "all", "none") or self.freeze.startswith("until:")
+        if not freeze_ok:
+            raise UserError(f"{where}.freeze: expected all-but-top, all, none or until:STAGE, got {self.freeze!r}")
+        _choice(where, "pooling", self.pooling, ("avg", "max"))
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"{where}.dropout: must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "constant"  # constant | step | exponential | cosine
+    every: int = 0  # step: decay every N iterations
+    factor: float = 1.0  # step/exponential: multiply by this
+    warmup: int = 0  # cosine: warm-up iterations
+
+    def validate(self, where: str) -> None:
+        _choice(where, "name", self.name, ("constant", "step", "exponential", "cosine"))
+        if self.name in ("step", "exponential") and self.every <= 0:
+            raise UserError(f"{where}.every: a {self.name} schedule needs every > 0")
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = "sgd"  # sgd | adam | adamw
+    lr: float = 0.01
+    momentum: float = 0.9
+    beta_1: float = 0.9
+    weight_decay: float = 0.0
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    epochs: int = 10
+    iterations: int = 0  # >0 overrides epochs: a budget in optimizer steps
+    batch_size: int = 32
+    early_stopping: int = 0  # patience in epochs on validation loss; 0 = off
+    seed: int = 0
+    feature_cache: bool = True  # frozen backbone: train the head on cached features
+    cache_dir: str = ""  # default: $TFXRAY_CACHE/features or ~/.cache/tfxray/features
+
+    def validate(self, where: str) -> None:
+        _choice(where, "optimizer", self.optimizer, ("sgd", "adam", "adamw"))
+        for name in ("lr", "epochs", "batch_size"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
+
+
+@dataclass
+class EvaluateConfig:
+    threshold: str = "youden"  # rule used on the validation split to choose the saved threshold
+    aggregate: str = "max"  # per-patient aggregation: max | mean | noisy-or
+    patient_level: bool = False
+
+    def validate(self, where: str) -> None:
+        _choice(where, "aggregate", self.aggregate, ("max", "mean", "noisy-or"))
+
+
+@dataclass
+class Recipe:
+    name: str = "custom"
+    description: str = ""
+    classes: list[str] = field(default_factory=lambda: ["normal", "fracture"])  # negative class first
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+    def validate(self) -> Recipe:
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise UserError(f"recipe.classes: at least two distinct class names expected, got {self.classes}")
+        for section in dataclasses.fields(self):
+            _validate_tree(getattr(self, section.name), section.name)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _validate_tree(node: Any, where: str) -> None:
+    if not dataclasses.is_dataclass(node):
+        return
+    if hasattr(node, "validate"):
+        node.validate(where)
+    for f in dataclasses.fields(node):
+        _validate_tree(getattr(node, f.name), f"{where}.{f.name}")
+
+
+def _choice(where: str, key: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise UserError(f"{where}.{key}: expected one of {', '.join(map(str, allowed))}, got {value!r}")
+
+
+def _did_you_mean(word: str, options) -> str:
+    close = difflib.get_close_matches(str(word), list(options), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(sorted(options))})"
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check ``value`` against a field's type hint, converting only where it is lossless."""
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: a mapping expected, got {value!r}")
+        return _from_dict(hint, value, where)
+    if origin is list:
+        (item_hint,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise UserError(f"{where}: a list expected, got {value!r}")
+        return [_coerce(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        for option in typing.get_args(hint):
+            try:
+                return _coerce(value, option, where)
+            except UserError:
+                continue
+        raise UserError(f"{where}: {value!r} does not fit {hint}")
+    if hint is type(None):
+        if value is None:
+            return None
+        raise UserError(f"{where}: null expected")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"{where}: true or false expected, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise UserError(f"{where}: an integer expected, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise UserError(f"{where}: a number expected, got {value!r}")
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise UserError(f"{where}: a string expected, got {value!r}")
+    raise TypeError(f"unsupported recipe type {hint!r} at {where}")
+
+
+def _from_dict(cls: type, data: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise UserError(f"{where}: unknown key {key!r}{_did_you_mean(key, known)}")
+    kwargs = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in data.items()}
+    return cls(**kwargs)
+
+
+def recipe_from_dict(data: dict, where: str = "recipe") -> Recipe:
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: a YAML mapping expected at the top level")
+    return _from_dict(Recipe, data, where)
+
+
+def builtin_recipe_names() -> list[str]:
+    folder = resources.files("tfxray.recipes") if _recipes_installed() else _source_recipes()
+    return sorted(Path(str(p)).stem for p in folder.iterdir() if str(p).endswith(".yaml"))
+
+
+def _recipes_installed() -> bool:
+    try:
+        resources.files("tfxray.recipes")
+        return True
+    except ModuleNotFoundError:
+        return False
+
+
+def _source_recipes() -> Path:
+    return Path(__file__).resolve().parent.parent / "recipes"
+
+
+def recipe_path(name_or_path: str) -> Path:
+    """A recipe is a built-in name (``wrist``) or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if not candidate.is_file():
+            raise UserError(f"{name_or_path}: recipe file not found")
+        return candidate
+    folder = Path(str(resources.files("tfxray.recipes"))) if _recipes_installed() else _source_recipes()
+    path = folder / f"{name_or_path}.yaml"
+    if not path.is_file():
+        names = builtin_recipe_names()
+        raise UserError(f"recipe {name_or_path!r} not found{_did_you_mean(name_or_path, names)}")
+    return path
+
+
+def read_recipe_dict(name_or_path: str) -> dict:
+    path = recipe_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{line} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.lr=0.001`` -> (['train', 'lr'], 0.001); the value is read as YAML (numbers, lists, true)."""
+    if "=" not in text:
+        raise UserError(f"--set {text}: expected KEY=VALUE, e.g. train.lr=0.001")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(data: dict, overrides: list[tuple[list[str], Any]]) -> dict:
+    data = _deep_copy(data)
+    for keys, value in overrides:
+        node = data
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {'.'.join(keys)}: {key} is not a section")
+        node[keys[-1]] = value
+    return data
+
+
+def _deep_copy(data: dict) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def load_recipe(name_or_path: str, overrides: list[tuple[list[str], Any]] = ()) -> Recipe:
+    """Load a built-in or file recipe, apply dotted overrides, validate once."""
+    data = apply_overrides(read_recipe_dict(name_or_path), list(overrides))
+    return recipe_from_dict(data, where=Path(name_or_path).stem).validate()
+
+
+def save_recipe(recipe: Recipe, path: Path) -> None:
+    from .io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(recipe.to_dict(), sort_keys=False))

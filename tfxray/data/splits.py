@@ -1,0 +1,74 @@
+"""Patient-grouped, label-stratified splits: no patient ever sits on two sides."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+
+SPLITS = ("train", "validation", "test")
+
+
+def _grouped_folds(images: pd.DataFrame, n_splits: int, seed: int) -> np.ndarray:
+    """Fold index per image from scikit-learn's StratifiedGroupKFold (groups = patients)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_patients = images["patient_id"].nunique()
+    if n_patients < n_splits:
+        raise UserError(f"split: {n_patients} patients cannot fill {n_splits} patient-grouped folds")
+    folds = np.full(len(images), -1, dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # a class rarer than n_splits is handled, just less evenly
+        warnings.simplefilter("ignore", UserWarning)
+        for k, (_, held) in enumerate(splitter.split(images, images["label"], groups=images["patient_id"])):
+            folds[held] = k
+    return folds
+
+
+def kfold_assignments(images: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:
+    """Fold number 0..k-1 for each image, stratified by label and grouped by patient."""
+    return _grouped_folds(images, k, seed)
+
+
+def holdout_assignments(images: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 0) -> np.ndarray:
+    """'train' / 'validation' / 'test' for each image, in the given proportions of patients.
+
+    The patients are cut into 20 stratified groups (fewer when there are fewer patients)
+    and whole groups go to each side, so proportions are met to within 1/20.
+    """
+    n_patients = images["patient_id"].nunique()
+    n_groups = int(min(20, n_patients))
+    counts = np.floor(np.asarray(ratios) * n_groups + 0.5).astype(int)
+    for side in (1, 2):  # a requested side keeps at least one group
+        if ratios[side] > 0 and counts[side] == 0:
+            counts[side] = 1
+    counts[0] = n_groups - counts[1] - counts[2]
+    if counts[0] < 1:
+        raise UserError(f"split: {n_patients} patients are too few for a {list(ratios)} split")
+    folds = _grouped_folds(images, n_groups, seed)
+    side_of_fold = np.repeat(np.arange(3), counts)
+    return np.asarray(SPLITS, dtype=object)[side_of_fold[folds]]
+
+
+def leaking_patients(images: pd.DataFrame, column: str) -> list[str]:
+    """Patients whose images fall on more than one side of ``column`` (split or fold)."""
+    sides = images.groupby("patient_id")[column].nunique()
+    return sorted(sides[sides > 1].index.astype(str))
+
+
+def check_user_split(images: pd.DataFrame, column: str, allow_leaks: bool = False) -> None:
+    """Refuse a given split/fold column that puts one patient on two sides (or warn if allowed)."""
+    if column == "split":
+        bad = sorted(set(images["split"].dropna().astype(str)) - set(SPLITS))
+        if bad:
+            raise UserError(f"manifest split column: unknown value(s) {bad} (expected {', '.join(SPLITS)})")
+    leaks = leaking_patients(images, column)
+    if leaks:
+        listed = ", ".join(leaks[:20]) + (f" and {len(leaks) - 20} more" if len(leaks) > 20 else "")
+        message = f"manifest {column} column puts {len(leaks)} patient(s) on more than one side: {listed}"
+        if not allow_leaks:
+            raise UserError(message + " (use --allow-leaks to accept this)")
+        warnings.warn(message, stacklevel=2)

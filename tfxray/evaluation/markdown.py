@@ -1,0 +1,242 @@
+"""report.md (readable tables) and the one-screen summary, from a report dict."""
+
+from __future__ import annotations
+
+from .plots import fmt, fmt_threshold, number
+
+SUMMARY_NOTES = 3
+
+
+def _with_ci(entry: dict, digits: int = 3, dash: str = "–") -> str:
+    if entry.get("lower") is None:
+        return fmt(entry["value"], digits)
+    return f"{fmt(entry['value'], digits)} ({fmt(entry['lower'], digits)}{dash}{fmt(entry['upper'], digits)})"
+
+
+def _ci_method(ci: dict) -> str:
+    if ci["method"] == "delong":
+        return "DeLong"
+    return f"bootstrap ({ci['n_bootstrap']} resamples, seed {ci['seed']})"
+
+
+def _level_heading(level: dict, settings: dict) -> str:
+    if settings["task"] == "multiclass":
+        counts = ", ".join(f"{n} {c}" for c, n in level["n_per_class"].items())
+    else:
+        counts = f"{level['n_positive']} {settings['positive']}, {level['n_negative']} {settings['negative']}"
+    if level["unit"] == "image":
+        return f"Image level ({level['n']} images: {counts})"
+    return (f"Patient level ({level['n']} groups by `{level['group_column']}`, {level['aggregate']} over images:"
+            f" {counts})")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def _binary_level_md(name: str, level: dict, settings: dict, files: dict) -> list[str]:
+    pos, neg = settings["positive"], settings["negative"]
+    out = [f"## {_level_heading(level, settings)}", ""]
+    rows = []
+    for column, m in level["models"].items():
+        direction = "higher = positive" if m["direction"] == "<" else f"**lower = {pos}** (flipped)"
+        rows.append([column, f"{m['n_cases']} / {m['n_controls']}", m["n_missing"], fmt(m["auc"]),
+                     f"{fmt(m['auc_ci']['lower'])}–{fmt(m['auc_ci']['upper'])}", _ci_method(m["auc_ci"]), direction])
+    out += _table(["Model", f"n {pos} / {neg}", "not scored", "AUC", "95% CI", "CI method", "Direction"], rows)
+
+    out += ["### Operating points (exact Clopper–Pearson 95% CIs)", ""]
+    rows = []
+    for column, m in level["models"].items():
+        op, thr = m["operating_point"], m["threshold"]
+        rows.append([column, fmt_threshold(thr["value"]), thr["rule"], op["tp"], op["fp"], op["tn"], op["fn"],
+                     *[_with_ci(op[k]) for k in ("sensitivity", "specificity", "accuracy", "ppv", "npv")],
+                     fmt(op["f1"]["value"])])
+    out += _table(["Model", "Threshold", "Rule", "TP", "FP", "TN", "FN", "Sensitivity", "Specificity", "Accuracy",
+                   "PPV", "NPV", "F1 (no CI)"], rows)
+    for column, m in level["models"].items():
+        thr = m["threshold"]
+        out.append(f"- **{column}**: {thr['description']}; {thr['applied_as']}.")
+        if len(thr["ties"]) > 1:
+            tied = "; ".join(f"{fmt_threshold(t['threshold'])} (sens {fmt(t['sensitivity'])}, spec"
+                             f" {fmt(t['specificity'])})" for t in thr["ties"])
+            out.append(f"  Tied optimal thresholds: {tied}.")
+    out.append("")
+
+    if level["comparisons"]:
+        out += ["### Comparisons of AUCs (DeLong)", ""]
+        rows = []
+        for c in level["comparisons"]:
+            if c["cases"] == "different":
+                stat = f"D = {c['d']:.3f}, df = {c['df']:.1f}"
+                test = "unpaired"
+            else:
+                stat = f"Z = {c['z']:.3f}"
+                test = "paired" + ("" if c["cases"] == "same" else f" ({c['n']} common)")
+            rows.append([f"{c['models'][0]} − {c['models'][1]}", test, fmt(c["difference"]),
+                         f"{fmt(c['ci_lower'])} to {fmt(c['ci_upper'])}", stat, f"{c['p']:.4g}"])
+        out += _table(["Difference", "Test", "ΔAUC", "95% CI", "Statistic", "p (two-sided)"], rows)
+
+    for column, m in level["models"].items():
+        if "folds" not in m:
+            continue
+        f = m["folds"]
+        out += [f"### Cross-validation, {column} ({f['n_folds']} folds; {f['threshold_note']})", ""]
+        rows = []
+        for r in f["per_fold"]:
+            if r.get("auc") is None:
+                rows.append([r["fold"], f"{r['n_cases']} / {r['n_controls']}", r.get("note", ""), "", "", "", ""])
+                continue
+            rows.append([r["fold"], f"{r['n_cases']} / {r['n_controls']}",
+                         f"{fmt(r['auc'])} ({fmt(r['auc_lower'])}–{fmt(r['auc_upper'])})", fmt_threshold(r["threshold"]),
+                         fmt(r["sensitivity"]), fmt(r["specificity"]), fmt(r["f1"])])
+        rows.append(["**mean ± SD**", "", *[f"{fmt(f['mean'][k])} ± {fmt(f['sd'][k])}" if k else ""
+                                            for k in ("auc", None, "sensitivity", "specificity", "f1")]])
+        out += _table(["Fold", f"n {pos} / {neg}", "AUC (95% CI)", "Threshold", "Sensitivity", "Specificity", "F1"], rows)
+        out.append(f"Pooled out-of-fold AUC: {fmt(m['auc'])} ({fmt(m['auc_ci']['lower'])}–{fmt(m['auc_ci']['upper'])}).")
+        out.append("")
+
+    rows = []
+    for column, m in level["models"].items():
+        cal = m["calibration"]
+        rows.append([column, cal["skipped"] if "skipped" in cal else f"Brier score {fmt(cal['brier'])}"])
+    out += ["### Calibration", ""] + _table(["Model", "Reliability"], rows)
+    out += _figures(name, files)
+    return out
+
+
+def _multiclass_level_md(name: str, level: dict, settings: dict, files: dict) -> list[str]:
+    out = [f"## {_level_heading(level, settings)}", ""]
+    rows = []
+    for cls, r in level["classes"].items():
+        if r["auc"] is None:
+            rows.append([cls, r["score_column"], f"{r['n_cases']} / {r['n_controls']}", "n/a", r.get("note", ""), ""])
+            continue
+        rows.append([cls, r["score_column"], f"{r['n_cases']} / {r['n_controls']}", fmt(r["auc"]),
+                     f"{fmt(r['auc_ci']['lower'])}–{fmt(r['auc_ci']['upper'])}",
+                     "higher = class" if r["direction"] == "<" else "**lower = class** (flipped)"])
+    rows.append(["**macro average**", "", "", fmt(level["macro_auc"]), "(no CI)", ""])
+    out += _table(["Class (vs rest)", "Score column", "n class / rest", "AUC", "95% CI", "Direction"], rows)
+    acc = level["argmax"]["accuracy"]
+    out += [f"Argmax accuracy: {_with_ci(acc)} (exact 95% CI), {acc['k']} of {acc['n']}.", ""]
+    conf = level["argmax"]["confusion"]
+    out += _table(["true \\ predicted", *conf["classes"]],
+                  [[c, *row] for c, row in zip(conf["classes"], conf["matrix"])])
+    if "folds" in level:
+        f = level["folds"]
+        keys = [k for k in f["mean"]]
+        rows = [[r["fold"], *[fmt(r.get(k)) for k in keys]] for r in f["per_fold"]]
+        rows.append(["**mean ± SD**", *[f"{fmt(f['mean'][k])} ± {fmt(f['sd'][k])}" for k in keys]])
+        out += [f"### Cross-validation ({f['n_folds']} folds)", ""] + _table(["Fold", *keys], rows)
+    out += _figures(name, files)
+    return out
+
+
+def _figures(level_name: str, files: dict) -> list[str]:
+    names = [n for n in files if n.endswith(".png") and f"_{level_name}" in n]
+    if not names:
+        return []
+    return ["### Figures", ""] + [f"![{n}]({n})" for n in sorted(names)] + [""]
+
+
+def render_markdown(report: dict, files: dict) -> str:
+    s = report["settings"]
+    out = ["# Evaluation report", ""]
+    if report["task"] == "binary":
+        out.append(f"- Label column `{s['label_column']}`: positive (cases) `{s['positive']}`, negative (controls)"
+                   f" `{s['negative']}`.")
+    else:
+        out.append(f"- Label column `{s['label_column']}`: {len(s['class_columns'])} classes, one-vs-rest.")
+    out.append(f"- Score columns: {', '.join(f'`{c}`' for c in s['score_columns'])}.")
+    if report["task"] == "binary":
+        model = f" (model's saved threshold {fmt_threshold(s['model_threshold'])})" if s["threshold_rule"] == "model" else ""
+        out.append(f"- Threshold rule: `{s['threshold_rule']}`{model}.")
+    if s["ci"] == "delong":
+        ci_text = "DeLong (fast midrank algorithm, Sun & Xu 2014), normal, clipped to [0, 1]"
+    else:
+        ci_text = f"stratified bootstrap percentile ({s['n_bootstrap']} resamples, seed {s['seed']})"
+    out.append(f"- AUC: Mann–Whitney (ties count ½), direction as pROC's `direction=\"auto\"`. AUC CI: {ci_text}.")
+    out.append("- ROC band: pointwise 95% stratified bootstrap band of sensitivity at each specificity.")
+    out.append("- Proportions: exact Clopper–Pearson 95% CIs.")
+    if s["patient_column"]:
+        out.append(f"- Patient level: rows grouped by `{s['patient_column']}`, scores combined by `{s['aggregate']}`;"
+                   " a patient is positive when any of its rows is positive.")
+    if s["fold_column"]:
+        out.append(f"- Cross-validation folds from `{s['fold_column']}`; the main results are the pooled out-of-fold"
+                   " ones.")
+    out.append("")
+    for name, level in report["levels"].items():
+        if report["task"] == "binary":
+            out += _binary_level_md(name, level, s, files)
+        else:
+            out += _multiclass_level_md(name, level, s, files)
+    if report.get("readers"):
+        out += ["## Readers", ""] + _table(["Reader", "Sensitivity", "Specificity", "Level"],
+                                           [[r["name"], fmt(r["sensitivity"]), fmt(r["specificity"]),
+                                             r.get("level", "all")] for r in report["readers"]])
+    if report["notes"]:
+        out += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
+    return "\n".join(out)
+
+
+def render_summary(report: dict) -> str:
+    """The one-screen text: per level and model, AUC (CI), threshold and rule, sens/spec (CI), n."""
+    s = report["settings"]
+    lines = []
+    if report["task"] == "binary":
+        lines.append(f"{s['positive']} (positive) vs {s['negative']} | threshold rule: {s['threshold_rule']}"
+                     f" | AUC CI: {'DeLong' if s['ci'] == 'delong' else 'bootstrap'} 95%")
+    else:
+        lines.append(f"one-vs-rest over {len(s['class_columns'])} classes | AUC CI:"
+                     f" {'DeLong' if s['ci'] == 'delong' else 'bootstrap'} 95%")
+    names = s["class_columns"] if report["task"] == "multiclass" else s["score_columns"]
+    width = max(len(str(c)) for c in names)
+    for name, level in report["levels"].items():
+        if level["unit"] == "image":
+            head = f"image level: {level['n']} images"
+        else:
+            head = f"patient level ({level['aggregate']} by {level['group_column']}): {level['n']} patients"
+        if report["task"] == "multiclass":
+            counts = ", ".join(f"{n} {c}" for c, n in level["n_per_class"].items())
+            lines.append(f"{head} ({counts})")
+            for cls, r in level["classes"].items():
+                if r["auc"] is None:
+                    lines.append(f"  {cls:<{width}}  no AUC ({r.get('note', '')})")
+                    continue
+                lines.append(f"  {cls:<{width}}  AUC {fmt(r['auc'])} ({fmt(r['auc_ci']['lower'])}-"
+                             f"{fmt(r['auc_ci']['upper'])})  n {r['n_cases']}/{r['n_controls']}")
+            lines.append(f"  macro-average AUC {fmt(level['macro_auc'])}; argmax accuracy"
+                         f" {_with_ci(level['argmax']['accuracy'], dash='-')}")
+            if "folds" in level:
+                f = level["folds"]
+                lines.append(f"  folds ({f['n_folds']}): macro AUC {fmt(f['mean']['macro_auc'])} +- {fmt(f['sd']['macro_auc'])}")
+            continue
+        lines.append(f"{head} ({level['n_positive']} {s['positive']} / {level['n_negative']} {s['negative']})")
+        pad = " " * (width + 4)
+        for column, m in level["models"].items():
+            ci = m["auc_ci"]
+            flipped = f"  [lower score = {s['positive']}]" if m["direction"] == ">" else ""
+            lines.append(f"  {column:<{width}}  AUC {fmt(m['auc'])} (95% CI {fmt(ci['lower'])}-{fmt(ci['upper'])})"
+                         f"  n {m['n_cases']}/{m['n_controls']}{flipped}")
+            op, thr = m["operating_point"], m["threshold"]
+            ties = f", {len(thr['ties'])} tied" if len(thr["ties"]) > 1 else ""
+            lines.append(f"{pad}threshold {fmt_threshold(thr['value'])} ({thr['rule']}{ties})"
+                         f"  sens {_with_ci(op['sensitivity'], dash='-')}  spec {_with_ci(op['specificity'], dash='-')}")
+            if "folds" in m:
+                f = m["folds"]
+                lines.append(f"{pad}folds ({f['n_folds']}): AUC {fmt(f['mean']['auc'])} +- {fmt(f['sd']['auc'])},"
+                             f" sens {fmt(f['mean']['sensitivity'])} +- {fmt(f['sd']['sensitivity'])},"
+                             f" spec {fmt(f['mean']['specificity'])} +- {fmt(f['sd']['specificity'])} (mean +- SD)")
+        for c in level["comparisons"]:
+            a, b = c["models"]
+            stat = f"Z {c['z']:.2f}" if c["cases"] != "different" else f"D {c['d']:.2f} (df {c['df']:.0f})"
+            kind = "paired" if c["cases"] != "different" else "unpaired"
+            lines.append(f"  {a} vs {b}: dAUC {fmt(c['difference'])} ({fmt(c['ci_lower'])} to {fmt(c['ci_upper'])}),"
+                         f" {stat}, p {number(c['p']):.3g} (DeLong {kind})")
+    notes = report.get("notes", [])
+    for note in notes[:SUMMARY_NOTES]:
+        lines.append(f"note: {note if len(note) <= 160 else note[:157] + '...'}")
+    if len(notes) > SUMMARY_NOTES:
+        lines.append(f"({len(notes) - SUMMARY_NOTES} more notes in report.md)")
+    return "\n".join(lines)

@@ -1,0 +1,470 @@
+"""Evaluate a scores table: every number in one dict, then report.json, report.md and PNGs.
+
+``evaluate_table`` is the entry point (the CLI and the demo call it); ``write_report`` writes
+the files; ``format_summary`` gives the one-screen text. Conventions are pROC's (see roc.py,
+delong.py, thresholds.py) and the table rules are in table.py. The report is plain JSON data:
+NaN is written as null and infinite thresholds as the strings "inf" / "-inf".
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserError
+from . import binomial, bootstrap, delong, roc, thresholds
+from .table import (LevelData, binary_labels, build_levels, check_aggregate, check_columns, class_columns,
+                    class_of_column, label_values, readers_table)
+
+SCHEMA = "tfxray.evaluation/1"
+LEVEL = 0.95
+CI_METHODS = ("delong", "bootstrap")
+ROC_POINTS_KEPT = 2000  # the curve stored in report.json is thinned beyond this; AUC uses every point
+BAND_WORK_LIMIT = 5e7  # bootstrap resamples x distinct scores for the ROC band when ci=delong
+CALIBRATION_BINS = 10
+OPERATING_METRICS = ("sensitivity", "specificity", "accuracy", "ppv", "npv", "f1")
+
+
+# ---------------------------------------------------------------------------------------------
+# entry point
+
+
+def evaluate_table(
+    df: pd.DataFrame,
+    *,
+    label_column: str,
+    positive,
+    score_columns: list[str],
+    patient_column: str | None = None,
+    aggregate: str = "max",
+    threshold: str = "youden",
+    model_threshold: float | None = None,
+    ci: str = "delong",
+    n_bootstrap: int = 2000,
+    seed: int = 0,
+    fold_column: str | None = None,
+    readers: pd.DataFrame | None = None,
+    classes: list[str] | None = None,
+) -> dict:
+    """Evaluate each score column against the label column, per image and (with
+    ``patient_column``) per patient; see the module docstrings for every convention.
+
+    ``classes`` (optional) forces a multi-class evaluation when it lists more than two classes.
+    Returns plain JSON data (NaN as None, infinite thresholds as "inf"/"-inf");
+    ``report["auc"]`` is the image-level AUC of the first score column.
+    """
+    score_columns = [score_columns] if isinstance(score_columns, str) else list(score_columns)
+    if not score_columns:
+        raise UserError("score column: give at least one")
+    check_columns(df, label_column=label_column, score_column=score_columns, patient_column=patient_column,
+                  fold_column=fold_column)
+    if label_column in score_columns:
+        raise UserError(f"score column {label_column!r} is the label column")
+    if len(df) == 0:
+        raise UserError("scores table: no rows")
+    check_aggregate(aggregate)
+    if ci not in CI_METHODS:
+        raise UserError(f"ci: {ci!r} is not one of {', '.join(CI_METHODS)}")
+    if int(n_bootstrap) < 100:
+        raise UserError(f"bootstrap: {n_bootstrap} resamples are too few for a 95% interval (use 100 or more)")
+    rule = thresholds.parse_rule(threshold)
+    if rule.kind == "model":
+        if model_threshold is None or not math.isfinite(float(model_threshold)):
+            raise UserError("threshold: rule 'model' needs the model's saved threshold, and none was given")
+        model_threshold = float(model_threshold)
+
+    labels = label_values(df, label_column)
+    # Multi-class when told so, or when every one of more than two label values has its score column;
+    # otherwise the binary checks below explain what is wrong with the labels.
+    column_classes = {class_of_column(c) for c in score_columns} | set(score_columns)
+    multiclass = (classes is not None and len(classes) > 2) or (
+        labels.nunique() > 2 and set(labels.astype(str)) <= column_classes)
+    settings = {
+        "label_column": label_column,
+        "score_columns": score_columns,
+        "patient_column": patient_column,
+        "aggregate": aggregate if patient_column else None,
+        "fold_column": fold_column,
+        "threshold_rule": str(rule),
+        "model_threshold": model_threshold,
+        "ci": ci,
+        "n_bootstrap": int(n_bootstrap),
+        "seed": int(seed),
+        "level": LEVEL,
+        "task": "multiclass" if multiclass else "binary",
+    }
+    if multiclass:
+        if positive is not None and not any(str(v) == str(positive) for v in pd.unique(labels)):
+            raise UserError(f"positive {str(positive)!r} is not a value of label column {label_column!r}")
+        settings["class_columns"] = class_columns(labels, label_column, score_columns, classes)
+        settings["positive"] = None if positive is None else str(positive)
+    else:
+        _, settings["positive"], settings["negative"] = binary_labels(labels, label_column, positive)
+
+    notes: list[str] = []
+    levels = build_levels(df, settings)
+    report: dict = {"schema": SCHEMA, "auc": None, "task": settings["task"], "settings": settings, "levels": {}}
+    for name, data in levels.items():
+        if multiclass:
+            report["levels"][name] = _multiclass_level(data, settings, notes)
+        else:
+            report["levels"][name] = _binary_level(data, settings, rule, notes)
+    image = report["levels"]["image"]
+    if multiclass:
+        first_class = next(iter(settings["class_columns"]))
+        report["auc"] = image["classes"][first_class]["auc"]
+        report["macro_auc"] = image["macro_auc"]
+    else:
+        report["auc"] = image["models"][score_columns[0]]["auc"]
+    report["readers"] = readers_table(readers)
+    report["notes"] = notes
+    return json_ready(report)
+
+
+# ---------------------------------------------------------------------------------------------
+# binary task
+
+
+def _direction_note(direction: str, level_name: str, column: str, positive: str) -> str | None:
+    if direction != ">":
+        return None
+    return (f"{level_name} level, {column}: lower scores mean {positive}: the median score of the controls is above"
+            " that of the cases, so the curve uses direction '>' (pROC's direction='auto'); the AUC is that of"
+            " the reversed scores")
+
+
+def _ci(method: str, lower: float, upper: float, **extra) -> dict:
+    return {"method": method, "level": LEVEL, "lower": lower, "upper": upper, **extra}
+
+
+def _band_resamples(n_bootstrap: int, distinct: int, ci: str) -> int:
+    if ci == "bootstrap" or n_bootstrap * distinct <= BAND_WORK_LIMIT:
+        return n_bootstrap
+    return int(max(100, BAND_WORK_LIMIT // distinct))
+
+
+def _curve_dict(curve: roc.RocCurve, keep: int | None = None) -> dict:
+    """The curve for report.json; beyond ROC_POINTS_KEPT points, evenly spaced ones (plus ``keep``)."""
+    count = len(curve)
+    index = np.arange(count)
+    if count > ROC_POINTS_KEPT:
+        index = np.unique(np.concatenate((np.linspace(0, count - 1, ROC_POINTS_KEPT).round().astype(int),
+                                          [] if keep is None else [keep])))
+    return {
+        "n_points": count,
+        "thinned": bool(count > ROC_POINTS_KEPT),
+        "threshold": curve.thresholds[index].tolist(),
+        "sensitivity": curve.sensitivity[index].tolist(),
+        "specificity": curve.specificity[index].tolist(),
+    }
+
+
+def calibration(labels: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
+    """Reliability curve over equal-width bins of [0, 1], each bin's observed rate with its exact CI,
+    and the Brier score. Written here because scikit-learn is not a dependency of this package
+    (sklearn.calibration.calibration_curve gives the same means without the intervals)."""
+    if scores.min() < 0 or scores.max() > 1:
+        return {"skipped": "scores outside [0, 1] are not probabilities: no reliability curve"}
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, bins - 1)
+    rows = []
+    for b in range(bins):
+        inside = which == b
+        count = int(inside.sum())
+        if count == 0:
+            continue
+        positives = int(labels[inside].sum())
+        low, high = binomial.clopper_pearson(positives, count, LEVEL)
+        rows.append({"bin_low": float(edges[b]), "bin_high": float(edges[b + 1]), "n": count,
+                     "mean_score": float(scores[inside].mean()), "observed": positives / count,
+                     "observed_lower": low, "observed_upper": high})
+    return {"bins": rows, "brier": float(np.mean((scores - labels) ** 2))}
+
+
+def _operating(labels: np.ndarray, scores: np.ndarray, choice: thresholds.ThresholdChoice) -> dict:
+    counts = roc.confusion_at(labels, scores, choice.threshold, choice.direction)
+    return binomial.operating_point(**counts, level=LEVEL)
+
+
+def _fold_summary(per_fold: list[dict], keys: list[str]) -> dict:
+    out = {"mean": {}, "sd": {}}
+    for key in keys:
+        values = np.array([f[key] for f in per_fold if f.get(key) is not None and not _isnan(f[key])], dtype=float)
+        out["mean"][key] = float(values.mean()) if len(values) else None
+        out["sd"][key] = float(values.std(ddof=1)) if len(values) > 1 else None
+        out.setdefault("n", {})[key] = int(len(values))
+    return out
+
+
+def _isnan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _binary_folds(labels, scores, folds, rule, model_threshold) -> dict:
+    """Per-fold AUC (DeLong CI) and operating point; the threshold rule is applied within each fold."""
+    per_fold = []
+    for fold in sorted(set(folds), key=_natural_key):
+        inside = folds == fold
+        y, s = labels[inside], scores[inside]
+        record = {"fold": fold, "n_cases": int(y.sum()), "n_controls": int((~y).sum())}
+        if record["n_cases"] == 0 or record["n_controls"] == 0:
+            record["note"] = "one class only: no AUC"
+            per_fold.append(record)
+            continue
+        direction = roc.choose_direction(y, s)
+        fit = delong.delong_ci(y, s, LEVEL, direction)
+        choice = thresholds.choose_threshold(y, s, rule, direction=direction, model_threshold=model_threshold)
+        point = _operating(y, s, choice)
+        record.update({"direction": direction, "auc": fit.auc, "auc_lower": fit.lower, "auc_upper": fit.upper,
+                       "threshold": choice.threshold, **{k: point[k] for k in ("tp", "fp", "tn", "fn")},
+                       **{k: point[k]["value"] for k in OPERATING_METRICS}})
+        per_fold.append(record)
+    summary = _fold_summary(per_fold, ["auc", *OPERATING_METRICS])
+    return {"n_folds": len(per_fold), "threshold_note": f"threshold rule {rule} applied within each fold",
+            "per_fold": per_fold, **summary}
+
+
+def _natural_key(text: str):
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: list[str]) -> dict:
+    present = ~np.isnan(data.scores[column].to_numpy())
+    y = data.labels[present]
+    s = data.scores[column].to_numpy()[present]
+    m, n = int(y.sum()), int((~y).sum())
+    if m == 0 or n == 0:
+        raise UserError(f"score column {column!r}: the scored {data.name}s hold one class only; AUC is undefined")
+    direction = roc.choose_direction(y, s)
+    note = _direction_note(direction, data.name, column, settings["positive"])
+    if note:
+        notes.append(note)
+    curve = roc.roc_curve(y, s, direction)
+    fit = delong.delong_ci(y, s, LEVEL, direction)
+    resamples = _band_resamples(settings["n_bootstrap"], len(curve) - 1, settings["ci"])
+    boot = bootstrap.stratified_bootstrap(y, s, resamples, settings["seed"], LEVEL, direction)
+    boot_low, boot_high = boot.auc_ci()
+    cis = {
+        "delong": _ci("delong", fit.lower, fit.upper, se=fit.se, variance=fit.variance),
+        "bootstrap": _ci("stratified bootstrap, percentile", boot_low, boot_high, n_bootstrap=boot.n_bootstrap,
+                         seed=settings["seed"]),
+    }
+    choice = thresholds.choose_threshold(y, s, rule, direction=direction, model_threshold=settings["model_threshold"],
+                                         curve=curve)
+    if len(choice.ties) > 1:
+        notes.append(f"{data.name} level, {column}: {len(choice.ties)} thresholds tie for the best Youden index;"
+                     " all are listed in report.json, the one with the highest sensitivity is used")
+    if rule.kind == "model" and direction == ">":
+        notes.append(f"{data.name} level, {column}: the model's threshold is applied as score >= threshold (the"
+                     " model's rule) although lower scores mean positive on these data")
+    on_curve = np.flatnonzero(curve.thresholds == choice.threshold)  # kept when the stored curve is thinned
+    chosen_index = int(on_curve[0]) if len(on_curve) else None
+    result = {
+        "score_column": column,
+        "n": int(present.sum()),
+        "n_cases": m,
+        "n_controls": n,
+        "n_missing": int((~present).sum()),
+        "direction": direction,
+        "direction_note": note,
+        "auc": curve.auc,
+        "auc_ci": cis[settings["ci"]],
+        "auc_cis": cis,
+        "threshold": choice.as_dict(),
+        "operating_point": _operating(y, s, choice),
+        "roc": _curve_dict(curve, chosen_index),
+        "roc_band": {
+            "method": "stratified bootstrap, pointwise percentile band of sensitivity at each specificity",
+            "n_bootstrap": boot.n_bootstrap,
+            "seed": settings["seed"],
+            "specificity": boot.specificity.tolist(),
+            "sensitivity_lower": boot.sensitivity_lower.tolist(),
+            "sensitivity_upper": boot.sensitivity_upper.tolist(),
+        },
+        "calibration": calibration(y, s),
+    }
+    if boot.n_bootstrap < settings["n_bootstrap"]:
+        notes.append(f"{data.name} level, {column}: the ROC band uses {boot.n_bootstrap} bootstrap resamples"
+                     f" ({len(curve) - 1} distinct scores)")
+    if data.folds is not None:
+        result["folds"] = _binary_folds(y, s, data.folds[present], rule, settings["model_threshold"])
+    return result
+
+
+def _comparison(data: LevelData, a: str, b: str, models: dict, notes: list[str]) -> dict | None:
+    va = ~np.isnan(data.scores[a].to_numpy())
+    vb = ~np.isnan(data.scores[b].to_numpy())
+    directions = (models[a]["direction"], models[b]["direction"])
+    header = {"models": [a, b]}
+    if directions[0] != directions[1]:
+        notes.append(f"{data.name} level, {a} vs {b}: the two curves have different directions (as pROC, each"
+                     " keeps its own)")
+    if not (va & vb).any():
+        result = delong.unpaired_test(data.labels[va], data.scores[a].to_numpy()[va], data.labels[vb],
+                                      data.scores[b].to_numpy()[vb], LEVEL, directions)
+        return {**header, "cases": "different", **result}
+    both = va & vb
+    y = data.labels[both]
+    if y.sum() < 2 or (~y).sum() < 2:
+        notes.append(f"{data.name} level, {a} vs {b}: fewer than 2 cases or controls scored by both; no test")
+        return None
+    result = delong.paired_test(y, data.scores[a].to_numpy()[both], data.scores[b].to_numpy()[both], LEVEL, directions)
+    same = bool((va == vb).all())
+    if not same:
+        notes.append(f"{data.name} level, {a} vs {b}: paired test on the {int(both.sum())} {data.name}s scored by both")
+    return {**header, "cases": "same" if same else "common", "n": int(both.sum()), **result}
+
+
+def _binary_level(data: LevelData, settings: dict, rule, notes: list[str]) -> dict:
+    columns = settings["score_columns"]
+    models = {c: _binary_model(data, c, settings, rule, notes) for c in columns}
+    comparisons = [c for a, b in itertools.combinations(columns, 2)
+                   if (c := _comparison(data, a, b, models, notes)) is not None]
+    level = {
+        "unit": data.name,
+        "group_column": settings["patient_column"] if data.name == "patient" else None,
+        "aggregate": settings["aggregate"] if data.name == "patient" else None,
+        "n": int(len(data.labels)),
+        "n_positive": int(data.labels.sum()),
+        "n_negative": int((~data.labels).sum()),
+        "models": models,
+        "comparisons": comparisons,
+    }
+    if data.n_images is not None:
+        level["images_per_patient"] = {"min": int(data.n_images.min()), "median": float(np.median(data.n_images)),
+                                       "max": int(data.n_images.max())}
+    return level
+
+
+# ---------------------------------------------------------------------------------------------
+# multi-class task
+
+
+def _multiclass_level(data: LevelData, settings: dict, notes: list[str]) -> dict:
+    """One-vs-rest AUC per class (DeLong CI), their macro average, and the argmax confusion matrix."""
+    mapping = settings["class_columns"]
+    per_class = {}
+    for cls, column in mapping.items():
+        y = data.labels == cls
+        s = data.scores[column].to_numpy()
+        record = {"score_column": column, "n_cases": int(y.sum()), "n_controls": int((~y).sum())}
+        if record["n_cases"] == 0 or record["n_controls"] == 0:
+            record.update(auc=None, note="one class only: no AUC")
+            notes.append(f"{data.name} level, class {cls}: no {'cases' if record['n_cases'] == 0 else 'controls'}; no AUC")
+            per_class[cls] = record
+            continue
+        direction = roc.choose_direction(y, s)
+        note = _direction_note(direction, data.name, column, cls)
+        if note:
+            notes.append(note)
+        fit = delong.delong_ci(y, s, LEVEL, direction)
+        cis = {"delong": _ci("delong", fit.lower, fit.upper, se=fit.se, variance=fit.variance)}
+        if settings["ci"] == "bootstrap":
+            low, high = bootstrap.bootstrap_auc_ci(y, s, settings["n_bootstrap"], settings["seed"], LEVEL, direction)
+            cis["bootstrap"] = _ci("stratified bootstrap, percentile", low, high, n_bootstrap=settings["n_bootstrap"],
+                                   seed=settings["seed"])
+        curve = roc.roc_curve(y, s, direction)
+        record.update(direction=direction, direction_note=note, auc=fit.auc, auc_ci=cis[settings["ci"]], auc_cis=cis,
+                      roc=_curve_dict(curve))
+        per_class[cls] = record
+    aucs = [r["auc"] for r in per_class.values() if r["auc"] is not None]
+    classes = list(mapping)
+    score_matrix = data.scores[[mapping[c] for c in classes]].to_numpy()
+    predicted = np.array(classes, dtype=object)[np.argmax(score_matrix, axis=1)]
+    matrix = [[int(np.sum((data.labels == t) & (predicted == p))) for p in classes] for t in classes]
+    correct = int(np.sum(predicted == data.labels))
+    level = {
+        "unit": data.name,
+        "group_column": settings["patient_column"] if data.name == "patient" else None,
+        "aggregate": settings["aggregate"] if data.name == "patient" else None,
+        "n": int(len(data.labels)),
+        "n_per_class": {c: int(np.sum(data.labels == c)) for c in classes},
+        "classes": per_class,
+        "macro_auc": float(np.mean(aucs)) if aucs else None,
+        "macro_auc_note": "unweighted mean of the one-vs-rest AUCs (no CI)",
+        "argmax": {"accuracy": binomial.proportion(correct, len(data.labels), LEVEL),
+                   "confusion": {"classes": classes, "rows": "true class", "columns": "predicted class",
+                                 "matrix": matrix}},
+    }
+    if data.folds is not None:
+        per_fold = []
+        for fold in sorted(set(data.folds), key=_natural_key):
+            inside = data.folds == fold
+            record = {"fold": fold, "n": int(inside.sum())}
+            fold_aucs = []
+            for cls, column in mapping.items():
+                y = data.labels[inside] == cls
+                if y.all() or not y.any():
+                    record[f"auc_{cls}"] = None
+                    continue
+                value = roc.auc(y, data.scores[column].to_numpy()[inside], "auto")
+                record[f"auc_{cls}"] = value
+                fold_aucs.append(value)
+            record["macro_auc"] = float(np.mean(fold_aucs)) if fold_aucs else None
+            per_fold.append(record)
+        keys = ["macro_auc", *[f"auc_{c}" for c in classes]]
+        level["folds"] = {"n_folds": len(per_fold), "per_fold": per_fold, **_fold_summary(per_fold, keys)}
+    return level
+
+
+# ---------------------------------------------------------------------------------------------
+# output
+
+
+def json_ready(value):
+    """Plain JSON: numpy scalars to Python, NaN to null, infinities to "inf"/"-inf"."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_ready(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_report(report: dict, df: pd.DataFrame, out_dir) -> dict[str, Path]:
+    """Write report.json, report.md and the PNGs into ``out_dir``, each atomically.
+
+    ``df`` is the table given to evaluate_table: the plots are drawn from its scores (the
+    report.json curve may be thinned). Returns {name: path}.
+    """
+    import json
+
+    from ..io import atomic_write_text
+    from .markdown import render_markdown
+    from .plots import draw_all
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    levels = build_levels(df, report["settings"])
+    paths = draw_all(report, levels, out_dir)
+    paths = {"report.json": out_dir / "report.json", "report.md": out_dir / "report.md", **paths}
+    atomic_write_text(paths["report.json"], json.dumps(json_ready(report), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(paths["report.md"], render_markdown(report, {k: v.name for k, v in paths.items()}))
+    return paths
+
+
+def format_summary(report: dict) -> str:
+    from .markdown import render_summary
+
+    return render_summary(report)

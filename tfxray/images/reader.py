@@ -1,0 +1,43 @@
+"""``read_image``: one entry point for every file a PACS export holds, dispatched by signature."""
+
+from __future__ import annotations
+
+from .base import ImageReadError, NotAnImageError, RadiographImage, describe
+from .sniff import sniff
+
+
+def read_image(path, *, frame: int | None = 0, apply_voi: bool = True, window: int = 0, gray: bool = True,
+               max_size: int | None = None) -> RadiographImage:
+    """Read a DICOM, PNG, JPEG or TIFF file as display-ready float32 pixels in [0, 1], bone bright.
+
+    ``frame``: the frame (page) of a multi-frame file, 0 by default; ``None`` returns the whole
+    stack as (F, H, W). ``apply_voi=False`` skips the VOI LUT / window of a DICOM file (the
+    Modality LUT output is then min-max scaled over the image). ``window`` picks one of several
+    VOI LUTs or windows (default the first, as most viewers do). ``gray=False`` keeps colour
+    files as (H, W, 3). ``max_size`` downsamples at decode time (box average by an integer factor)
+    so that the longer side is at most ``max_size`` pixels.
+
+    Raises ``NotAnImageError`` for files that hold no image (DICOMDIR, DICOM without pixel data,
+    text, unknown formats) and ``ImageReadError`` for images that cannot be read; both carry
+    ``.path`` and a one-line ``.reason``. See ``tfxray.images.dicom`` for the display pipeline.
+    """
+    from .dicom import read_dicom
+    from .raster import read_raster
+
+    if window is None or int(window) < 0:
+        raise ValueError(f"window must be a non-negative index, not {window!r}")
+    if max_size is not None and int(max_size) < 1:
+        raise ValueError(f"max_size must be a positive number of pixels, not {max_size!r}")
+    try:
+        kind = sniff(path)
+    except IsADirectoryError:
+        raise NotAnImageError(path, "a folder, not a file") from None
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot open: {exc.strerror or describe(exc)}") from None
+    if kind == "dicomdir":
+        raise NotAnImageError(path, "DICOMDIR (the index of a DICOM media set, not an image)")
+    if kind is None:
+        raise NotAnImageError(path, "not an image file (no DICOM, PNG, JPEG or TIFF signature)")
+    if kind == "dicom":
+        return read_dicom(path, frame=frame, apply_voi=apply_voi, window=int(window), gray=gray, max_size=max_size)
+    return read_raster(path, kind, frame=frame, gray=gray, max_size=max_size)

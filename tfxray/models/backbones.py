@@ -1,0 +1,169 @@
+"""Backbone registry: name -> builder, default input size, preprocessing, named stages.
+
+Adding a backbone touches its builder and one line of ``BACKBONES``; tests parametrised
+over the registry pick it up. Every builder grows the network on the tensor it is given,
+so the classifier is one flat functional graph (tf-keras-vis Grad-CAM fails on nested
+models, and a flat graph makes freeze boundaries and layer names addressable).
+
+Keras is imported inside the builders so that importing this module (the CLI's recipe
+validation does) stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    builder: Callable  # (input_tensor, weights) -> output tensor of the last feature map
+    default_size: int
+    preprocessing: str  # caffe | tf | torch | unit: what the ImageNet weights expect
+    stages: tuple[tuple[str, str], ...]  # (stage name, name of its last layer), shallow to deep
+    gradcam_layer: str  # the last convolutional block: Grad-CAM's default target
+    min_size: int = 32
+    imagenet_file: str | None = None  # file name in Keras' cache (~/.keras/models)
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [name for name, _ in self.stages]
+
+
+def _keras_application(constructor_name: str) -> Callable:
+    def build(input_tensor, weights):
+        import keras
+
+        constructor = getattr(keras.applications, constructor_name)
+        model = constructor(include_top=False, weights=weights, input_tensor=input_tensor)
+        return model.output
+
+    return build
+
+
+def _tiny_cnn(input_tensor, weights):
+    """A small conv net with BatchNorm (8 convolutions): the honest choice for the demo and tests.
+
+    ImageNet-sized backbones need ImageNet weights or far more steps than a CPU demo has;
+    this one learns the synthetic phantoms from random weights in a few epochs.
+    """
+    from keras import layers
+
+    if weights not in (None, "none"):
+        raise UserError("model.weights: tiny_cnn has no pretrained weights; use weights: none")
+
+    def conv_bn(x, filters, name):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+        return layers.Activation("relu", name=f"{name}_relu")(x)
+
+    x = conv_bn(input_tensor, 16, "stem")
+    # Average, not max: a max pool would erase a thin dark fracture line between bright cortex.
+    x = layers.AveragePooling2D(2, name="stem_pool")(x)
+    for stage, filters in enumerate((32, 64, 128), start=1):
+        x = conv_bn(x, filters, f"stage{stage}_a")
+        x = conv_bn(x, filters, f"stage{stage}_b")
+        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+    return conv_bn(x, 256, "stage4")
+
+
+RESNET_STAGES = (
+    ("stem", "pool1_pool"),
+    ("stage1", "conv2_block3_out"),
+    ("stage2", "conv3_block4_out"),
+    ("stage3", "conv4_block6_out"),
+    ("stage4", "conv5_block3_out"),
+)
+
+BACKBONES: dict[str, BackboneSpec] = {
+    "tiny_cnn": BackboneSpec(
+        _tiny_cnn,
+        default_size=128,
+        preprocessing="unit",
+        stages=(
+            ("stem", "stem_pool"),
+            ("stage1", "stage1_pool"),
+            ("stage2", "stage2_pool"),
+            ("stage3", "stage3_pool"),
+            ("stage4", "stage4_relu"),
+        ),
+        # Grad-CAM at stage2 (a quarter of the input): the 8 and 16 px cells of the deeper maps are
+        # coarser than a phantom fracture (pointing game on the demo: 100% at stage2, 0% deeper).
+        gradcam_layer="stage2_b_relu",
+        min_size=16,
+    ),
+    "inception_v3": BackboneSpec(
+        _keras_application("InceptionV3"),
+        default_size=299,
+        preprocessing="tf",
+        stages=tuple((f"mixed{i}", f"mixed{i}") for i in range(11)),  # the Inception blocks, by Keras' names
+        gradcam_layer="mixed10",
+        min_size=75,
+        imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    "resnet50": BackboneSpec(
+        _keras_application("ResNet50"),
+        default_size=224,
+        preprocessing="caffe",
+        stages=RESNET_STAGES,
+        gradcam_layer="conv5_block3_out",
+        imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+}
+
+
+def get_spec(name: str) -> BackboneSpec:
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(BACKBONES), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(sorted(BACKBONES))})"
+        raise UserError(f"backbone: unknown name {name!r}{hint}") from None
+
+
+def resolve_weights(name: str, weights: str | None) -> str | None:
+    """Map the recipe's weights field to what a Keras builder takes, failing clearly offline."""
+    if weights in (None, "none", "None", ""):
+        return None
+    if weights == "imagenet":
+        spec = get_spec(name)
+        if spec.imagenet_file is None:
+            raise UserError(f"model.weights: backbone {name!r} has no ImageNet weights; use weights: none")
+        return "imagenet"
+    return weights  # a path: checked and loaded after the graph is built
+
+
+def build_backbone_output(name: str, input_tensor, weights: str | None = None):
+    """Grow backbone ``name`` on ``input_tensor``; return its last feature map tensor."""
+    spec = get_spec(name)
+    keras_weights = resolve_weights(name, weights)
+    try:
+        return spec.builder(input_tensor, "imagenet" if keras_weights == "imagenet" else None)
+    except Exception as exc:  # Keras downloads ImageNet weights at construction and fails offline
+        if keras_weights == "imagenet" and _looks_like_network_error(exc):
+            raise UserError(
+                f"model.weights: ImageNet weights for {name} could not be downloaded ({type(exc).__name__}); "
+                f"on a machine with a network fetch {spec.imagenet_file} from "
+                f"https://storage.googleapis.com/tensorflow/keras-applications/ and copy it to "
+                f"~/.keras/models/{spec.imagenet_file} (or set KERAS_HOME)"
+            ) from None
+        raise
+
+
+def _looks_like_network_error(exc: Exception) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(word in text for word in ("url", "http", "connection", "resolve", "network", "fetch", "download"))
+
+
+def build_backbone(name: str, input_shape: tuple[int, int, int] | None = None, weights: str | None = None):
+    """A Keras model of backbone ``name`` without the ImageNet classification top."""
+    import keras
+
+    spec = get_spec(name)
+    shape = input_shape or (spec.default_size, spec.default_size, 3)
+    inputs = keras.Input(shape, name="image")
+    return keras.Model(inputs, build_backbone_output(name, inputs, weights), name=name)

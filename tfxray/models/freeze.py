@@ -1,0 +1,83 @@
+"""Freeze policies by name: all-but-top, all, none, until:STAGE, until:LAYER.
+
+Frozen BatchNorm layers run in inference mode (Keras 3 does so for a BatchNormalization
+layer whose ``trainable`` is False), so their moving statistics never move.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ..errors import UserError
+from .backbones import get_spec
+
+HEAD_PREFIX = "head_"
+PREPROCESSING_LAYER = "preprocessing"
+
+
+def backbone_layers(model) -> list:
+    return [
+        layer
+        for layer in model.layers
+        if not layer.name.startswith(HEAD_PREFIX) and layer.name != PREPROCESSING_LAYER and layer.weights
+    ]
+
+
+def boundary_index(model, backbone: str, until: str) -> int:
+    """Index in ``model.layers`` of the last layer frozen by ``until:<stage or layer>``."""
+    spec = get_spec(backbone)
+    stage_ends = dict(spec.stages)
+    layer_name = stage_ends.get(until, until)
+    names = [layer.name for layer in model.layers]
+    if layer_name not in names:
+        raise UserError(
+            f"model.freeze: until:{until} names neither a stage ({', '.join(spec.stage_names)}) nor a layer of {backbone}"
+        )
+    return names.index(layer_name)
+
+
+def apply_freeze(model, backbone: str, mode: str) -> None:
+    """Set ``trainable`` on every layer of a classifier built by ``build_classifier``."""
+    for layer in model.layers:
+        layer.trainable = True
+    if mode == "none":
+        return
+    if mode in ("all-but-top", "all"):
+        frozen = set(id(layer) for layer in backbone_layers(model))
+    elif mode.startswith("until:"):
+        last = boundary_index(model, backbone, mode.split(":", 1)[1])
+        frozen = set(id(layer) for layer in model.layers[: last + 1])
+    else:
+        raise UserError(f"model.freeze: unknown mode {mode!r}")
+    for layer in model.layers:
+        if id(layer) in frozen:
+            layer.trainable = False
+
+
+def parameter_table(model, backbone: str) -> list[dict]:
+    """Trainable and frozen parameter counts per named stage (and the head)."""
+    spec = get_spec(backbone)
+    names = [layer.name for layer in model.layers]
+    ends = [(stage, names.index(last)) for stage, last in spec.stages if last in names]
+    counts: OrderedDict[str, dict] = OrderedDict((stage, {"trainable": 0, "frozen": 0}) for stage, _ in ends)
+    counts["head"] = {"trainable": 0, "frozen": 0}
+    for index, layer in enumerate(model.layers):
+        if layer.name.startswith(HEAD_PREFIX):
+            group = "head"
+        else:
+            group = next((stage for stage, end in ends if index <= end), "head")
+        for weight in layer.weights:
+            size = int(weight.numpy().size) if hasattr(weight, "numpy") else 0
+            key = "trainable" if weight.trainable and layer.trainable else "frozen"
+            counts[group][key] += size
+    return [{"group": group, **c} for group, c in counts.items()]
+
+
+def format_parameter_table(rows: list[dict]) -> str:
+    lines = [f"{'group':<12}{'trainable':>14}{'frozen':>14}"]
+    for row in rows:
+        lines.append(f"{row['group']:<12}{row['trainable']:>14,}{row['frozen']:>14,}")
+    total_t = sum(r["trainable"] for r in rows)
+    total_f = sum(r["frozen"] for r in rows)
+    lines.append(f"{'total':<12}{total_t:>14,}{total_f:>14,}")
+    return "\n".join(lines)

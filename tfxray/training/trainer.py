@@ -1,0 +1,290 @@
+"""Training a classifier from a recipe and a manifest into a run directory.
+
+Run directory:
+  model.keras, tfxray.json   the bundle scoring needs (see models/bundle.py)
+  recipe.yaml                the resolved recipe (after overrides)
+  split.csv                  which image went where (patient-grouped)
+  history.csv, history.png   per-epoch loss and metrics, rewritten atomically each epoch
+  checkpoint/                Keras BackupAndRestore state for --resume (removed when done)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import Recipe, save_recipe
+from ..data.manifest import Manifest
+from ..data.pipeline import ImageGeometry, training_dataset
+from ..data.splits import check_user_split, holdout_assignments
+from ..errors import RunError, UserError
+from ..io import atomic_write_text
+from ..models.backbones import get_spec
+from ..models.bundle import BundleMeta, save_bundle
+from ..models.classifier import build_classifier
+from ..models.freeze import format_parameter_table, parameter_table
+from .callbacks import HistoryCSV
+from .schedules import KerasSchedule
+
+SPLIT_FILE = "split.csv"
+CHECKPOINT_DIR = "checkpoint"
+AMPLIFIED_DIR = "amplified"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    threshold: float
+    threshold_rule: str
+    history: pd.DataFrame
+
+
+def assign_splits(manifest: Manifest, recipe: Recipe, allow_leaks: bool = False) -> pd.DataFrame:
+    """The manifest's own split column (checked for leaks) or a patient-grouped holdout split."""
+    images = manifest.images
+    if "split" in images.columns and images["split"].notna().all():
+        check_user_split(images, "split", allow_leaks=allow_leaks)
+        split = images["split"].astype(str).to_numpy()
+    else:
+        split = holdout_assignments(images, tuple(recipe.data.split), seed=recipe.train.seed)
+    table = images[["path", "label", "patient_id"]].copy()
+    if "study_id" in images.columns:
+        table["study_id"] = images["study_id"]
+    table["split"] = split
+    return table
+
+
+def _optimizer(recipe: Recipe, total_steps: int):
+    import keras
+
+    t = recipe.train
+    s = t.schedule
+    lr = KerasSchedule(s.name, t.lr, every=s.every, factor=s.factor, total=total_steps, warmup=s.warmup)
+    if t.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=t.momentum)
+    if t.optimizer == "adam":
+        return keras.optimizers.Adam(lr, beta_1=t.beta_1)
+    return keras.optimizers.AdamW(lr, beta_1=t.beta_1, weight_decay=t.weight_decay or 0.004)
+
+
+def _dataset_stats(paths, geometry: ImageGeometry) -> tuple[float, float]:
+    """Mean and std of the training split's pixels, for ``normalization: dataset``."""
+    from ..data.pipeline import load_resized
+
+    total, total_sq, count = 0.0, 0.0, 0
+    for path in paths:
+        pixels = load_resized(path, geometry).astype(np.float64)
+        total += pixels.sum()
+        total_sq += (pixels**2).sum()
+        count += pixels.size
+    mean = total / count
+    return float(mean), float(max(math.sqrt(max(total_sq / count - mean**2, 0.0)), 1e-6))
+
+
+def choose_saved_threshold(labels: np.ndarray, scores: np.ndarray, rule: str) -> tuple[float, str]:
+    """The operating threshold saved with the model, chosen on the validation split."""
+    from ..evaluation.thresholds import choose_threshold
+
+    if len(np.unique(labels)) < 2:
+        return 0.5, "fixed 0.5 (validation split has one class only)"
+    choice = choose_threshold(labels, scores, rule)
+    return float(choice.threshold), f"{choice.rule} on the validation split"
+
+
+def train(
+    recipe: Recipe,
+    manifest: Manifest,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    allow_leaks: bool = False,
+    verbose: int = 1,
+) -> TrainResult:
+    import keras
+    import tensorflow as tf
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(recipe.train.seed)
+    if list(manifest.classes) != list(recipe.classes):
+        manifest = Manifest(manifest.images, manifest.boxes, list(recipe.classes), manifest.source)
+
+    split_path = run_dir / SPLIT_FILE
+    if resume and split_path.is_file():
+        table = pd.read_csv(split_path, dtype={"patient_id": str, "study_id": str})
+    else:
+        table = assign_splits(manifest, recipe, allow_leaks=allow_leaks)
+        atomic_write_text(split_path, table.to_csv(index=False))
+    save_recipe(recipe, run_dir / "recipe.yaml")
+
+    class_index = {c: i for i, c in enumerate(recipe.classes)}
+    train_rows = table[table["split"] == "train"]
+    val_rows = table[table["split"] == "validation"]
+    if train_rows.empty:
+        raise UserError("split: the training split is empty")
+    if train_rows["label"].nunique() < 2:
+        raise UserError("split: the training split holds one class only")
+
+    geometry = ImageGeometry(recipe.data.input_size, recipe.data.channels, recipe.data.resize)
+    spec = get_spec(recipe.model.backbone)
+    if geometry.size < spec.min_size:
+        raise UserError(f"data.input_size: {recipe.model.backbone} needs at least {spec.min_size} px, got {geometry.size}")
+
+    if recipe.augment.offline.factor > 1:  # the training split only; validation and test stay as they are
+        from ..data.augment import amplify_offline
+
+        train_rows = amplify_offline(
+            train_rows, geometry, recipe.augment.offline, recipe.train.seed, run_dir / AMPLIFIED_DIR, progress=verbose > 0
+        )
+        if verbose:
+            print(f"offline amplification: {train_rows['source'].nunique()} training images -> {len(train_rows)}")
+
+    y_train = train_rows["label"].map(class_index).to_numpy()
+    y_val = val_rows["label"].map(class_index).to_numpy()
+    sample_weights = None
+    if recipe.data.class_balance == "weights":
+        counts = np.bincount(y_train, minlength=len(recipe.classes)).astype(float)
+        per_class = len(y_train) / (len(recipe.classes) * np.maximum(counts, 1))
+        sample_weights = per_class[y_train]
+
+    mean, std = 0.0, 1.0
+    if recipe.data.normalization == "dataset":
+        mean, std = _dataset_stats(train_rows["path"].tolist(), geometry)
+
+    batch = recipe.train.batch_size
+    steps_per_epoch = max(1, math.ceil(len(train_rows) / batch))
+    epochs = recipe.train.epochs
+    if recipe.train.iterations > 0:
+        epochs = max(1, math.ceil(recipe.train.iterations / steps_per_epoch))
+
+    augment = _online_augmentation(recipe)
+    model = build_classifier(
+        recipe.model.backbone,
+        input_size=geometry.size,
+        channels=geometry.channels,
+        n_classes=len(recipe.classes),
+        weights=recipe.model.weights,
+        freeze=recipe.model.freeze,
+        normalization=recipe.data.normalization,
+        dataset_mean=mean,
+        dataset_std=std,
+        dropout=recipe.model.dropout,
+        l2=recipe.model.l2,
+        pooling=recipe.model.pooling,
+    )
+    if verbose:
+        print(format_parameter_table(parameter_table(model, recipe.model.backbone)))
+    binary = len(recipe.classes) == 2
+    frozen_backbone = recipe.model.freeze in ("all-but-top", "all")
+    use_cache = frozen_backbone and recipe.train.feature_cache and augment is None
+    if frozen_backbone and recipe.train.feature_cache and augment is not None and verbose:
+        print("feature cache off: online augmentation changes the backbone's input every epoch")
+
+    train_paths, val_paths = train_rows["path"].tolist(), val_rows["path"].tolist()
+    if use_cache:
+        from .features import cached_features, head_model
+
+        cache_dir = Path(recipe.train.cache_dir) if recipe.train.cache_dir else None
+        x_train, computed = cached_features(model, train_paths, geometry, cache_dir=cache_dir, progress=verbose > 0)
+        if verbose:
+            print(f"feature cache: {len(train_paths) - computed} of {len(train_paths)} training images reused")
+        x_val = cached_features(model, val_paths, geometry, cache_dir=cache_dir, progress=False)[0] if val_paths else None
+        fit_model = head_model(model)  # shares its layers with ``model``
+        train_data = _feature_dataset(x_train, y_train, sample_weights, batch, recipe.train.seed, shuffle=True)
+        val_data = _feature_dataset(x_val, y_val, None, batch, 0, shuffle=False) if x_val is not None else None
+    else:
+        fit_model = model
+        train_data = training_dataset(
+            train_paths, y_train, geometry, batch_size=batch, shuffle=True,
+            seed=recipe.train.seed, augment=augment, sample_weights=sample_weights,
+        )
+        val_data = None
+        if val_paths:
+            val_data = training_dataset(val_paths, y_val, geometry, batch_size=batch, shuffle=False, seed=0)
+
+    fit_model.compile(
+        optimizer=_optimizer(recipe, steps_per_epoch * epochs),
+        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        metrics=[keras.metrics.AUC(name="auc")] if binary else ["accuracy"],
+    )
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / CHECKPOINT_DIR), save_freq="epoch", delete_checkpoint=True),
+        HistoryCSV(run_dir / "history.csv", run_dir / "history.png"),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if recipe.train.early_stopping > 0 and val_data is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=recipe.train.early_stopping, restore_best_weights=True
+            )
+        )
+    try:
+        fit_model.fit(
+            train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False
+        )  # the dataset shuffles itself, seeded
+    except tf.errors.InvalidArgumentError as exc:  # a file that fails to decode mid-training
+        raise RunError(f"training stopped: {str(exc.message).splitlines()[0]}") from None
+    if fit_model.stop_training and not np.isfinite(fit_model.history.history.get("loss", [np.nan])[-1]):
+        raise RunError("training stopped: the loss became NaN (lower train.lr?)")
+
+    threshold, rule = 0.5, "fixed 0.5 (no validation split)"
+    if val_data is not None and binary:
+        val_scores = fit_model.predict(val_data, verbose=0)[:, 0]
+        threshold, rule = choose_saved_threshold(y_val, val_scores, recipe.evaluate.threshold)
+    meta = BundleMeta(
+        classes=list(recipe.classes),
+        input_size=geometry.size,
+        channels=geometry.channels,
+        resize=geometry.resize,
+        backbone=recipe.model.backbone,
+        threshold=threshold,
+        threshold_rule=rule,
+        gradcam_layer=spec.gradcam_layer,
+        roi=recipe.data.roi,
+        neighbours=recipe.data.neighbours,
+        recipe=recipe.to_dict(),
+    )
+    save_bundle(model, meta, run_dir)
+    history = pd.read_csv(run_dir / "history.csv")
+    return TrainResult(run_dir, threshold, rule, history)
+
+
+def _feature_dataset(features, labels, weights, batch_size: int, seed: int, shuffle: bool):
+    import tensorflow as tf
+
+    parts = (features, labels.astype(np.float32)) + ((weights.astype(np.float32),) if weights is not None else ())
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    if shuffle:
+        ds = ds.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _online_augmentation(recipe: Recipe):
+    """Keras 3 preprocessing layers drawing new random transforms each batch (seeded)."""
+    online = recipe.augment.online
+    if not online.enabled:
+        return None
+    import keras
+    from keras import layers
+
+    seed = recipe.train.seed
+    steps = []
+    if online.flip:
+        steps.append(layers.RandomFlip("horizontal", seed=seed))
+    if online.rotation:
+        steps.append(layers.RandomRotation(online.rotation / 360.0, fill_mode="constant", seed=seed))
+    if online.translate:
+        steps.append(layers.RandomTranslation(online.translate, online.translate, fill_mode="constant", seed=seed))
+    if online.zoom:
+        steps.append(layers.RandomZoom(online.zoom, fill_mode="constant", seed=seed))
+    if online.shear:
+        steps.append(layers.RandomShear(online.shear, online.shear, fill_mode="constant", seed=seed))
+    if online.brightness:
+        steps.append(layers.RandomBrightness(online.brightness, value_range=(0, 1), seed=seed))
+    if online.contrast:
+        steps.append(layers.RandomContrast(online.contrast, seed=seed))
+    return keras.Sequential(steps, name="online_augmentation") if steps else None
