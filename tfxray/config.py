@@ -138,6 +138,7 @@ class TrainConfig:
     iterations: int = 0  # >0 overrides epochs: a budget in optimizer steps
     batch_size: int = 32
     early_stopping: int = 0  # patience in epochs on validation loss; 0 = off
+    restore_best: bool = False  # keep the epoch with the lowest validation loss, not the last
     seed: int = 0
     feature_cache: bool = True  # frozen backbone: train the head on cached features
     cache_dir: str = ""  # default: $TFXRAY_CACHE/features or ~/.cache/tfxray/features

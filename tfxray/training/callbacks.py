@@ -61,3 +61,28 @@ def plot_history(history: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     atomic_save_figure(fig, path)
     plt.close(fig)
+
+
+class RestoreBest(keras.callbacks.Callback):
+    """At the end of training, put back the weights of the epoch with the best ``monitor``.
+
+    Keras' EarlyStopping restores only when it stops early; this keeps the best epoch of a
+    full run too (a late validation spike can then never be the saved model).
+    """
+
+    def __init__(self, monitor: str = "val_loss"):
+        super().__init__()
+        self.monitor = monitor
+        self.best = float("inf")
+        self.best_weights = None
+        self.best_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value < self.best:
+            self.best, self.best_epoch = float(value), epoch + 1
+            self.best_weights = self.model.get_weights()
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)

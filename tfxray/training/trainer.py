@@ -27,7 +27,7 @@ from ..models.backbones import get_spec
 from ..models.bundle import BundleMeta, save_bundle
 from ..models.classifier import build_classifier
 from ..models.freeze import format_parameter_table, parameter_table
-from .callbacks import HistoryCSV
+from .callbacks import HistoryCSV, RestoreBest
 from .schedules import KerasSchedule
 
 SPLIT_FILE = "split.csv"
@@ -216,6 +216,8 @@ def train(
         HistoryCSV(run_dir / "history.csv", run_dir / "history.png"),
         keras.callbacks.TerminateOnNaN(),
     ]
+    if recipe.train.restore_best and val_data is not None:
+        callbacks.append(RestoreBest("val_loss"))
     if recipe.train.early_stopping > 0 and val_data is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
