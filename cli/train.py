@@ -17,6 +17,7 @@ SHORTCUTS = {
     "batch_size": "train.batch_size",
     "lr": "train.lr",
     "seed": "train.seed",
+    "folds": "data.folds",
 }
 
 
@@ -35,6 +36,7 @@ SHORTCUTS = {
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float, help="Initial learning rate.")
 @click.option("--seed", type=int)
+@click.option("--folds", type=int, help="K-fold cross-validation (patient-grouped, stratified): K trainings.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any recipe field, e.g. --set augment.online.enabled=true.")
 @click.option("--allow-leaks", is_flag=True, help="Accept a manifest split column that puts a patient on two sides.")
 @click.option("--quiet", is_flag=True, help="No per-epoch progress.")
@@ -45,7 +47,8 @@ def train(recipe, data, out, resume_dir, sets, allow_leaks, quiet, **shortcuts):
     Examples:
       tfxray train wrist --data data/manifest.csv --out runs/wrist --freeze all-but-top
       tfxray train wrist --data data/manifest.csv --out runs/w2 --set train.lr=0.01 --epochs 5
-      tfxray train --resume runs/wrist
+      tfxray train --resume runs/wrist --data data/manifest.csv
+      tfxray train vertebral-radiograph --data spine.csv --out runs/spine --folds 5
     """
     from tfxray.config import load_recipe, parse_override
     from tfxray.data.manifest import load_manifest
@@ -55,7 +58,9 @@ def train(recipe, data, out, resume_dir, sets, allow_leaks, quiet, **shortcuts):
     if resume_dir is not None:
         if not (resume_dir / "recipe.yaml").is_file():
             raise UserError(f"--resume {resume_dir}: no recipe.yaml there; not a run directory")
-        recipe = recipe or str(resume_dir / "recipe.yaml")
+        if recipe is not None or sets or any(v is not None for v in shortcuts.values()):
+            raise click.UsageError("--resume continues the run's own recipe.yaml: leave out RECIPE and overrides")
+        recipe = str(resume_dir / "recipe.yaml")
         out = out or resume_dir
         if data is None:
             raise UserError("--resume needs --data (the manifest the run was trained on)")
@@ -69,6 +74,14 @@ def train(recipe, data, out, resume_dir, sets, allow_leaks, quiet, **shortcuts):
     overrides += [(SHORTCUTS[key].split("."), value) for key, value in shortcuts.items() if value is not None]
     resolved = load_recipe(recipe, overrides)
     manifest = load_manifest(data, classes=resolved.classes)
+    if resolved.data.folds > 1:
+        from tfxray.training.crossval import OOF_FILE, cross_validate
+
+        oof = cross_validate(resolved, manifest, out, allow_leaks=allow_leaks, verbose=0 if quiet else 1)
+        click.echo(f"cross-validation: {oof['fold'].nunique()} folds, {len(oof)} out-of-fold scores in {out / OOF_FILE}")
+        click.echo(f"evaluate them: tfxray evaluate --scores {out / OOF_FILE} --label-column label "
+                   f"--positive {resolved.classes[-1]} --score-column score --fold-column fold --out {out / 'evaluation'}")
+        return
     result = run_training(resolved, manifest, out, resume=resume_dir is not None, allow_leaks=allow_leaks,
                           verbose=0 if quiet else 1)
     last = result.history.iloc[-1].to_dict() if len(result.history) else {}
