@@ -18,6 +18,9 @@ SHORTCUTS = {
     "lr": "train.lr",
     "seed": "train.seed",
     "folds": "data.folds",
+    "strategy": "train.strategy",
+    "precision": "train.precision",
+    "deterministic": "train.deterministic",
 }
 
 
@@ -37,6 +40,10 @@ SHORTCUTS = {
 @click.option("--lr", type=float, help="Initial learning rate.")
 @click.option("--seed", type=int)
 @click.option("--folds", type=int, help="K-fold cross-validation (patient-grouped, stratified): K trainings.")
+@click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
+              help="tf.distribute: mirrored over this machine's GPUs, multiworker from TF_CONFIG.")
+@click.option("--precision", type=click.Choice(["float32", "mixed"]), help="mixed: float16 compute on GPUs.")
+@click.option("--deterministic", is_flag=True, default=None, help="TensorFlow op determinism (reproducible, slower).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any recipe field, e.g. --set augment.online.enabled=true.")
 @click.option("--allow-leaks", is_flag=True, help="Accept a manifest split column that puts a patient on two sides.")
 @click.option("--quiet", is_flag=True, help="No per-epoch progress.")

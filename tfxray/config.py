@@ -140,11 +140,17 @@ class TrainConfig:
     early_stopping: int = 0  # patience in epochs on validation loss; 0 = off
     restore_best: bool = False  # keep the epoch with the lowest validation loss, not the last
     seed: int = 0
+    strategy: str = "auto"  # auto | default | mirrored | multiworker (tf.distribute)
+    scale_lr: bool = False  # multiply lr by the number of replicas (linear scaling rule)
+    precision: str = "float32"  # float32 | mixed (float16 compute on GPUs)
+    deterministic: bool = False  # TensorFlow op determinism: reproducible, slower
     feature_cache: bool = True  # frozen backbone: train the head on cached features
     cache_dir: str = ""  # default: $TFXRAY_CACHE/features or ~/.cache/tfxray/features
 
     def validate(self, where: str) -> None:
         _choice(where, "optimizer", self.optimizer, ("sgd", "adam", "adamw"))
+        _choice(where, "strategy", self.strategy, ("auto", "default", "mirrored", "multiworker"))
+        _choice(where, "precision", self.precision, ("float32", "mixed"))
         for name in ("lr", "epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{where}.{name}: must be positive, got {getattr(self, name)}")

@@ -37,7 +37,10 @@ def build_classifier(
         x = layers.Dropout(dropout, name="head_dropout")(x)
     regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
     units, activation = (1, "sigmoid") if n_classes == 2 else (n_classes, "softmax")
-    outputs = layers.Dense(units, activation=activation, kernel_regularizer=regularizer, name="head_dense")(x)
+    # float32 output even under mixed precision, so probabilities and the loss stay exact
+    outputs = layers.Dense(
+        units, activation=activation, kernel_regularizer=regularizer, dtype="float32", name="head_dense"
+    )(x)
     model = keras.Model(inputs, outputs, name=f"tfxray_{backbone}")
     weights_value = resolve_weights(backbone, weights)
     if weights_value not in (None, "imagenet"):

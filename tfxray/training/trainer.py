@@ -58,12 +58,39 @@ def assign_splits(manifest: Manifest, recipe: Recipe, allow_leaks: bool = False)
     return table
 
 
-def _optimizer(recipe: Recipe, total_steps: int):
+def _build_model(recipe: Recipe, geometry: ImageGeometry, mean: float, std: float):
+    return build_classifier(
+        recipe.model.backbone,
+        input_size=geometry.size,
+        channels=geometry.channels,
+        n_classes=len(recipe.classes),
+        weights=recipe.model.weights,
+        freeze=recipe.model.freeze,
+        normalization=recipe.data.normalization,
+        dataset_mean=mean,
+        dataset_std=std,
+        dropout=recipe.model.dropout,
+        l2=recipe.model.l2,
+        pooling=recipe.model.pooling,
+    )
+
+
+def _synchronize_batchnorm(model, on: bool) -> None:
+    """With several replicas, BatchNorm statistics come from the global batch, so every
+    replica (and every worker) keeps identical moving means and variances."""
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = on
+
+
+def _optimizer(recipe: Recipe, total_steps: int, lr_scale: float = 1.0):
     import keras
 
     t = recipe.train
     s = t.schedule
-    lr = KerasSchedule(s.name, t.lr, every=s.every, factor=s.factor, total=total_steps, warmup=s.warmup)
+    lr = KerasSchedule(s.name, t.lr * lr_scale, every=s.every, factor=s.factor, total=total_steps, warmup=s.warmup)
     if t.optimizer == "sgd":
         return keras.optimizers.SGD(lr, momentum=t.momentum)
     if t.optimizer == "adam":
@@ -107,7 +134,15 @@ def train(
     import keras
     import tensorflow as tf
 
+    from .distribute import is_chief, make_strategy, set_precision
+
+    strategy = make_strategy(recipe.train.strategy)  # before any other TensorFlow work
+    set_precision(recipe.train.precision)
+    if recipe.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     run_dir = Path(run_dir)
+    if not is_chief(strategy):  # in a multi-worker run only the chief writes the run directory itself
+        run_dir = run_dir / f"worker-{strategy.cluster_resolver.task_id}"
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(recipe.train.seed)
     if list(manifest.classes) != list(recipe.classes):
@@ -155,30 +190,24 @@ def train(
     if recipe.data.normalization == "dataset":
         mean, std = _dataset_stats(train_rows["path"].tolist(), geometry)
 
-    batch = recipe.train.batch_size
+    replicas = strategy.num_replicas_in_sync
+    batch = recipe.train.batch_size * replicas  # global batch: per-replica batch x replicas
+    lr_scale = replicas if recipe.train.scale_lr else 1
     steps_per_epoch = max(1, math.ceil(len(train_rows) / batch))
     epochs = recipe.train.epochs
     if recipe.train.iterations > 0:
         epochs = max(1, math.ceil(recipe.train.iterations / steps_per_epoch))
 
     augment = _online_augmentation(recipe)
-    model = build_classifier(
-        recipe.model.backbone,
-        input_size=geometry.size,
-        channels=geometry.channels,
-        n_classes=len(recipe.classes),
-        weights=recipe.model.weights,
-        freeze=recipe.model.freeze,
-        normalization=recipe.data.normalization,
-        dataset_mean=mean,
-        dataset_std=std,
-        dropout=recipe.model.dropout,
-        l2=recipe.model.l2,
-        pooling=recipe.model.pooling,
-    )
+    with strategy.scope():
+        model = _build_model(recipe, geometry, mean, std)
+    _synchronize_batchnorm(model, replicas > 1)
     if verbose:
         print(format_parameter_table(parameter_table(model, recipe.model.backbone)))
+        if replicas > 1:
+            print(f"{type(strategy).__name__}: {replicas} replicas, global batch {batch}")
     binary = len(recipe.classes) == 2
+
     frozen_backbone = recipe.model.freeze in ("all-but-top", "all")
     use_cache = frozen_backbone and recipe.train.feature_cache and augment is None
     if frozen_backbone and recipe.train.feature_cache and augment is not None and verbose:
@@ -193,7 +222,8 @@ def train(
         if verbose:
             print(f"feature cache: {len(train_paths) - computed} of {len(train_paths)} training images reused")
         x_val = cached_features(model, val_paths, geometry, cache_dir=cache_dir, progress=False)[0] if val_paths else None
-        fit_model = head_model(model)  # shares its layers with ``model``
+        with strategy.scope():
+            fit_model = head_model(model)  # shares its layers with ``model``
         train_data = _feature_dataset(x_train, y_train, sample_weights, batch, recipe.train.seed, shuffle=True)
         val_data = _feature_dataset(x_val, y_val, None, batch, 0, shuffle=False) if x_val is not None else None
     else:
@@ -206,11 +236,12 @@ def train(
         if val_paths:
             val_data = training_dataset(val_paths, y_val, geometry, batch_size=batch, shuffle=False, seed=0)
 
-    fit_model.compile(
-        optimizer=_optimizer(recipe, steps_per_epoch * epochs),
-        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-        metrics=[keras.metrics.AUC(name="auc")] if binary else ["accuracy"],
-    )
+    with strategy.scope():
+        fit_model.compile(
+            optimizer=_optimizer(recipe, steps_per_epoch * epochs, lr_scale),
+            loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+            metrics=[keras.metrics.AUC(name="auc")] if binary else ["accuracy"],
+        )
     callbacks = [
         keras.callbacks.BackupAndRestore(str(run_dir / CHECKPOINT_DIR), save_freq="epoch", delete_checkpoint=True),
         HistoryCSV(run_dir / "history.csv", run_dir / "history.png"),
@@ -237,6 +268,7 @@ def train(
     if val_data is not None and binary:
         val_scores = fit_model.predict(val_data, verbose=0)[:, 0]
         threshold, rule = choose_saved_threshold(y_val, val_scores, recipe.evaluate.threshold)
+    _synchronize_batchnorm(model, False)  # the saved model runs on one device
     meta = BundleMeta(
         classes=list(recipe.classes),
         input_size=geometry.size,
