@@ -27,9 +27,6 @@ from scipy import ndimage
 from ..errors import UserError
 from ..io import atomic_path, atomic_write_text
 
-CLASSES = ("normal", "fracture")
-
-
 @dataclass
 class Phantom:
     pixels: np.ndarray  # float32 (H, W) in [0, 1], bone bright
@@ -170,7 +167,103 @@ def _subject(rng: np.random.Generator) -> dict:
     }
 
 
-TASKS: dict[str, Callable[..., Phantom]] = {"wrist": render_wrist}
+def _rounded_box(yy, xx, cx, cy, half_w, half_h, corner):
+    """Signed-distance-like profile of a rounded rectangle: >0 inside, 1 at the centre."""
+    dx = np.maximum(np.abs(xx - cx) - (half_w - corner), 0)
+    dy = np.maximum(np.abs(yy - cy) - (half_h - corner), 0)
+    return 1 - np.sqrt(dx**2 + dy**2) / corner
+
+
+def render_spine(rng: np.random.Generator, size: int, fracture: bool, subject: dict) -> Phantom:
+    """A frontal lumbar-spine-like phantom: five vertebral bodies with pedicles and discs.
+
+    The fracture class has one body compressed (height loss of 25-45%, a dense endplate band).
+    """
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    image = 0.22 * (1 + 0.15 * _smooth_noise(rng, (size, size), size / 6))  # abdomen soft tissue and gas
+    cx = size * rng.uniform(0.42, 0.58)
+    tilt = rng.uniform(-0.12, 0.12)  # scoliotic lean
+    height = size * subject["bone_width"] * rng.uniform(1.05, 1.25)
+    width = height * rng.uniform(1.9, 2.3)
+    gap = height * rng.uniform(0.22, 0.32)
+    top = size / 2 - 2.5 * (height + gap) + rng.uniform(-0.05, 0.05) * size
+    broken = int(rng.integers(1, 4)) if fracture else -1
+    texture = _smooth_noise(rng, (size, size), 1.5)
+    box = None
+    y = top
+    for k in range(5):
+        h = height * (rng.uniform(0.55, 0.75) if k == broken else rng.uniform(0.95, 1.05))
+        cy = y + h / 2
+        centre_x = cx + tilt * (cy - size / 2)
+        inside = np.clip(_rounded_box(yy, xx, centre_x, cy, width / 2, h / 2, min(h, width) * 0.2), 0, 1)
+        rim = np.exp(-((inside - 0.08) / 0.06) ** 2) * (inside > 0)
+        body = (inside > 0) * (0.45 + 0.05 * texture) + 0.5 * rim
+        if k == broken:  # compressed trabeculae: a dense band near the collapsed endplate
+            band = np.exp(-(((yy - (y + h * 0.2)) / (h * 0.12)) ** 2)) * (inside > 0)
+            body = body + 0.35 * band
+            box = (float(centre_x - width / 2 - 2), float(y - 2), float(centre_x + width / 2 + 2), float(y + h + 2))
+        for side in (-1, 1):  # pedicles: small bright rings seen end on
+            px = centre_x + side * width * 0.3
+            ring = np.exp(-((np.hypot(xx - px, yy - cy) - width * 0.08) / (width * 0.025)) ** 2)
+            body = body + 0.35 * ring
+        image = image + 0.5 * subject["density"] * body
+        y += h + gap
+    image = ndimage.gaussian_filter(image, 0.7 * size / 256)
+    image = subject["exposure"] * rng.uniform(0.92, 1.08) * image + rng.uniform(0.04, 0.12)
+    image = image + rng.normal(0, rng.uniform(0.008, 0.018), image.shape)
+    box = tuple(float(np.clip(v, 0, size - 1)) for v in box) if box else None
+    return Phantom(np.clip(image, 0, 1).astype(np.float32), box)
+
+
+def render_ct_slice(rng: np.random.Generator, size: int, malignant: bool, subject: dict) -> Phantom:
+    """An axial CT-like slice of a vertebra with a lesion: lytic and destructive (malignant) or a
+    sclerotic fracture line (benign). ``subject`` carries the series' geometry and the slice offset."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    series = subject["series"]
+    offset = subject["offset"]  # slices from the lesion's centre
+    cx, cy = series["cx"] * size, series["cy"] * size
+    radius = series["radius"] * size * (1 - 0.04 * abs(offset))
+    image = 0.18 + 0.06 * np.exp(-((np.hypot(xx - size / 2, yy - size / 2) / (0.45 * size)) ** 2))  # soft tissue
+    distance = np.hypot((xx - cx) / 1.15, yy - cy)
+    body = distance < radius
+    cortex = np.exp(-((distance - radius) / (0.06 * radius)) ** 2)
+    image = image + body * (0.35 + 0.05 * _smooth_noise(rng, (size, size), 1.5)) + 0.45 * cortex
+    # posterior arch: a ring behind the body
+    arch = np.exp(-((np.hypot(xx - cx, (yy - cy - 1.6 * radius) * 1.4) - 0.55 * radius) / (0.08 * radius)) ** 2)
+    image = image + 0.4 * arch * (yy > cy + radius * 0.9)
+    strength = max(0.0, 1 - abs(offset) / (series["extent"] + 0.5))
+    if strength > 0:
+        lx, ly = cx + series["lesion_dx"] * radius, cy + series["lesion_dy"] * radius
+        if malignant:  # lytic lesion with an irregular, permeative margin breaching the cortex
+            wobble = 1 + 0.25 * _smooth_noise(rng, (size, size), size / 24)
+            lesion = np.hypot(xx - lx, yy - ly) < series["lesion_r"] * radius * strength * wobble
+            image = np.where(lesion, image * (1 - 0.75 * strength), image)
+        else:  # benign: a sclerotic (dense) fracture line across the body
+            angle = series["line_angle"]
+            d = np.abs((xx - lx) * np.sin(angle) - (yy - ly) * np.cos(angle))
+            image = image + 0.3 * strength * np.exp(-((d / (0.05 * radius)) ** 2)) * body
+    image = ndimage.gaussian_filter(image, 0.6 * size / 128)
+    image = image + rng.normal(0, 0.012, image.shape)
+    margin = 0.15 * radius
+    box = (float(cx - 1.15 * radius - margin), float(cy - radius - margin),
+           float(cx + 1.15 * radius + margin), float(cy + radius + margin))
+    box = tuple(float(np.clip(v, 0, size - 1)) for v in box)
+    return Phantom(np.clip(image, 0, 1).astype(np.float32), box)
+
+
+@dataclass(frozen=True)
+class Task:
+    render: Callable[..., Phantom]
+    classes: tuple[str, str]  # negative, positive
+    slices: bool = False  # a series of adjacent slices per study (CT)
+    box_every_image: bool = False  # a region-of-interest box on every image, not only positives
+
+
+TASKS: dict[str, Task] = {
+    "wrist": Task(render_wrist, ("normal", "fracture")),
+    "spine": Task(render_spine, ("normal", "fracture")),
+    "ct": Task(render_ct_slice, ("benign", "malignant"), slices=True, box_every_image=True),
+}
 
 
 # --------------------------------------------------------------------------- data set
@@ -182,25 +275,40 @@ def _rng(seed: int, *keys) -> np.random.Generator:
 
 
 def plan_dataset(n: int, seed: int, task: str = "wrist") -> pd.DataFrame:
-    """Patients, studies and labels: 1-5 images per patient, the label fixed per study."""
+    """Patients, studies and labels, the label fixed per study.
+
+    Radiographs: 1-3 views per study, 1-2 studies per patient. CT: one series of 5-9
+    adjacent slices per patient (``slice_index``), the lesion centred in the series.
+    """
+    spec = TASKS[task]
     rng = _rng(seed, task, "plan")
     rows = []
     patient = 0
     while len(rows) < n:
         patient += 1
-        n_studies = 1 if rng.random() < 0.75 else 2
+        n_studies = 1 if (spec.slices or rng.random() < 0.75) else 2
         for study in range(1, n_studies + 1):
-            label = CLASSES[int(rng.random() < 0.5)]
-            for view in range(int(rng.integers(1, 4))):
+            label = spec.classes[int(rng.random() < 0.5)]
+            count = int(rng.integers(5, 10)) if spec.slices else int(rng.integers(1, 4))
+            for view in range(count):
                 rows.append(
                     {
                         "patient_id": f"P{patient:04d}",
                         "study_id": f"P{patient:04d}-S{study}",
                         "label": label,
                         "view": view,
+                        "offset": view - (count - 1) / 2 if spec.slices else 0.0,
                     }
                 )
     return pd.DataFrame(rows[:n])
+
+
+def _series_traits(rng: np.random.Generator) -> dict:
+    return {
+        "cx": rng.uniform(0.42, 0.58), "cy": rng.uniform(0.4, 0.5), "radius": rng.uniform(0.2, 0.27),
+        "extent": rng.uniform(1.5, 3.0), "lesion_dx": rng.uniform(-0.35, 0.35), "lesion_dy": rng.uniform(-0.35, 0.35),
+        "lesion_r": rng.uniform(0.35, 0.6), "line_angle": rng.uniform(0, np.pi),
+    }
 
 
 def synthesize(
@@ -224,20 +332,25 @@ def synthesize(
         raise UserError(f"--size: must be at least 32, got {size}")
     out_dir = Path(out_dir)
     plan = plan_dataset(n, seed, task)
+    spec = TASKS[task]
     subjects = {pid: _subject(_rng(seed, task, "subject", pid)) for pid in plan.patient_id.unique()}
+    series = {sid: _series_traits(_rng(seed, task, "series", sid)) for sid in plan.study_id.unique()}
     rows = []
     from tqdm import tqdm
 
     for index, item in tqdm(plan.iterrows(), total=len(plan), desc="synth", unit="img", disable=not progress):
         rng = _rng(seed, task, index)
-        phantom = TASKS[task](rng, size, item.label == "fracture", subjects[item.patient_id])
+        subject = subjects[item.patient_id]
+        if spec.slices:
+            subject = {**subject, "series": series[item.study_id], "offset": item.offset}
+        phantom = spec.render(rng, size, item.label == spec.classes[1], subject)
         rel = Path("images") / item.patient_id / f"{item.study_id}_{item.view}.{'dcm' if fmt == 'dicom' else 'png'}"
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "png":
             write_png16(path, phantom.pixels)
         else:
-            write_dicom(path, phantom.pixels, rng, seed=seed, index=index, item=item)
+            write_dicom(path, phantom.pixels, rng, seed=seed, index=index, item=item, task=task)
         x1, y1, x2, y2 = phantom.box if phantom.box else (np.nan,) * 4
         rows.append(
             {
@@ -245,6 +358,7 @@ def synthesize(
                 "label": item.label,
                 "patient_id": item.patient_id,
                 "study_id": item.study_id,
+                **({"series_id": item.study_id, "slice_index": int(item.view)} if spec.slices else {}),
                 "x1": x1,
                 "y1": y1,
                 "x2": x2,
@@ -264,8 +378,10 @@ def write_png16(path: Path, pixels: np.ndarray) -> None:
         Image.fromarray(values).save(tmp, format="PNG")  # 16-bit grayscale (mode I;16)
 
 
-def write_dicom(path: Path, pixels: np.ndarray, rng: np.random.Generator, *, seed: int, index: int, item) -> None:
-    """A valid DX object: 12-bit stored values, rescale slope/intercept, a window, some MONOCHROME1."""
+def write_dicom(
+    path: Path, pixels: np.ndarray, rng: np.random.Generator, *, seed: int, index: int, item, task: str = "wrist"
+) -> None:
+    """A valid DX (or CT) object: 12-bit stored values, rescale slope/intercept, a window, some MONOCHROME1."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -273,7 +389,8 @@ def write_dicom(path: Path, pixels: np.ndarray, rng: np.random.Generator, *, see
     stored = np.round(np.clip(pixels, 0, 1) * 4095).astype(np.uint16)
     slope = float(rng.choice([1.0, 0.5, 2.0]))
     intercept = float(rng.choice([0.0, -1024.0, 100.0]))
-    monochrome1 = rng.random() < 0.25
+    ct = TASKS[task].slices
+    monochrome1 = (not ct) and rng.random() < 0.25  # CT is always MONOCHROME2
     if monochrome1:  # MONOCHROME1: low values are bright, so store the inverse
         stored = (4095 - stored).astype(np.uint16)
     value_min, value_max = intercept, 4095 * slope + intercept
@@ -283,7 +400,8 @@ def write_dicom(path: Path, pixels: np.ndarray, rng: np.random.Generator, *, see
         return generate_uid(entropy_srcs=[str(seed), *map(str, keys)])
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image, for presentation
+    # CT Image Storage, or Digital X-Ray Image Storage for presentation
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2" if ct else "1.2.840.10008.5.1.4.1.1.1.1"
     meta.MediaStorageSOPInstanceUID = uid("sop", index)
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = pydicom.Dataset()
@@ -294,12 +412,17 @@ def write_dicom(path: Path, pixels: np.ndarray, rng: np.random.Generator, *, see
     ds.PatientID = item.patient_id
     ds.PatientBirthDate = "19700101"
     ds.StudyInstanceUID = uid("study", item.study_id)
-    ds.SeriesInstanceUID = uid("series", item.study_id, item.view)
+    ds.SeriesInstanceUID = uid("series", item.study_id) if ct else uid("series", item.study_id, item.view)
     ds.StudyID = item.study_id
     ds.InstanceNumber = int(item.view) + 1
-    ds.Modality = "DX"
-    ds.BodyPartExamined = "WRIST"
-    ds.ViewPosition = "LL"
+    ds.Modality = "CT" if ct else "DX"
+    ds.BodyPartExamined = {"wrist": "WRIST", "spine": "LSPINE", "ct": "SPINE"}[task]
+    if ct:  # axial slices 3 mm apart, positions along the patient's z axis
+        ds.ImagePositionPatient = [0.0, 0.0, 3.0 * int(item.view)]
+        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+        ds.SliceThickness = 3.0
+    else:
+        ds.ViewPosition = "LL" if task == "wrist" else "AP"
     ds.Rows, ds.Columns = stored.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"

@@ -218,10 +218,14 @@ def train(
         from .features import cached_features, head_model
 
         cache_dir = Path(recipe.train.cache_dir) if recipe.train.cache_dir else None
-        x_train, computed = cached_features(model, train_paths, geometry, cache_dir=cache_dir, progress=verbose > 0)
+        # one pass for both splits: the extractor is traced once
+        features, computed = cached_features(
+            model, train_paths + val_paths, geometry, cache_dir=cache_dir, progress=verbose > 0
+        )
+        x_train, x_val = features[: len(train_paths)], (features[len(train_paths) :] if val_paths else None)
         if verbose:
-            print(f"feature cache: {len(train_paths) - computed} of {len(train_paths)} training images reused")
-        x_val = cached_features(model, val_paths, geometry, cache_dir=cache_dir, progress=False)[0] if val_paths else None
+            reused = len(train_paths) + len(val_paths) - computed
+            print(f"feature cache: {reused} of {len(train_paths) + len(val_paths)} images reused")
         with strategy.scope():
             fit_model = head_model(model)  # shares its layers with ``model``
         train_data = _feature_dataset(x_train, y_train, sample_weights, batch, recipe.train.seed, shuffle=True)
