@@ -97,6 +97,7 @@ class ModelConfig:
     dropout: float = 0.0
     l2: float = 0.0
     pooling: str = "avg"  # avg | max
+    unfreeze: str = ""  # staged schedule: after the first phase, freeze only this far (none | until:STAGE)
 
     def validate(self, where: str) -> None:
         from .models.backbones import BACKBONES  # registry; keras is imported lazily there
@@ -137,6 +138,8 @@ class TrainConfig:
     epochs: int = 10
     iterations: int = 0  # >0 overrides epochs: a budget in optimizer steps
     batch_size: int = 32
+    finetune_epochs: int = 0  # staged schedule: epochs after unfreezing to model.unfreeze
+    finetune_lr_factor: float = 0.1  # ... at the learning rate times this
     early_stopping: int = 0  # patience in epochs on validation loss; 0 = off
     restore_best: bool = False  # keep the epoch with the lowest validation loss, not the last
     seed: int = 0

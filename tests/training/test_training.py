@@ -110,3 +110,27 @@ def test_second_run_reuses_the_cache(wrist_png, tmp_path, capsys):
     assert "feature cache: 0 of" in first
     n_used = len(pd.read_csv(tmp_path / "second" / "split.csv").query("split != 'test'"))
     assert f"feature cache: {n_used} of {n_used} images reused" in second
+
+
+def test_staged_schedule_trains_the_head_then_unfreezes_at_a_tenth_of_the_rate(wrist_png, tmp_path):
+    import keras
+
+    from tfxray.models.classifier import build_classifier
+    from tfxray.training.trainer import train
+
+    folder, _ = wrist_png
+    manifest = load_manifest(folder / "manifest.csv", classes=["normal", "fracture"])
+    recipe = tiny_recipe(**{"model.freeze": "all-but-top", "model.unfreeze": "until:stage2", "train.epochs": 1,
+                            "train.finetune_epochs": 2, "data.input_size": 32, "train.optimizer": "sgd",
+                            "train.lr": 0.05, "train.cache_dir": str(tmp_path / "cache")})
+    result = train(recipe, manifest, tmp_path / "run", verbose=0)
+    assert list(result.history.epoch) == [1, 2, 3]
+    np.testing.assert_allclose(result.history.lr, [0.05, 0.005, 0.005], rtol=1e-5)
+    keras.utils.set_random_seed(recipe.train.seed)
+    initial = build_classifier("tiny_cnn", input_size=32, channels=1, weights=None, normalization="per_image")
+    trained = load_bundle(tmp_path / "run").model
+    same = lambda name: all(np.array_equal(a, b) for a, b in zip(initial.get_layer(name).get_weights(),
+                                                                 trained.get_layer(name).get_weights()))
+    assert same("stem_conv") and same("stage2_b_conv")  # frozen in both phases
+    assert not same("stage3_a_conv") and not same("head_dense")  # trained in the second phase
+    assert not (tmp_path / "run" / "head-phase.weights.h5").exists()

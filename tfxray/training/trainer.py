@@ -26,12 +26,13 @@ from ..io import atomic_write_text
 from ..models.backbones import get_spec
 from ..models.bundle import BundleMeta, save_bundle
 from ..models.classifier import build_classifier
-from ..models.freeze import format_parameter_table, parameter_table
+from ..models.freeze import apply_freeze, format_parameter_table, parameter_table
 from .callbacks import HistoryCSV, RestoreBest
 from .schedules import KerasSchedule
 
 SPLIT_FILE = "split.csv"
 CHECKPOINT_DIR = "checkpoint"
+PHASE_ONE_WEIGHTS = "head-phase.weights.h5"  # staged schedule: the state after the head-only phase
 AMPLIFIED_DIR = "amplified"
 
 
@@ -240,33 +241,38 @@ def train(
         if val_paths:
             val_data = training_dataset(val_paths, y_val, geometry, batch_size=batch, shuffle=False, seed=0)
 
+    loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
+    metrics = (lambda: [keras.metrics.AUC(name="auc")]) if binary else (lambda: ["accuracy"])
     with strategy.scope():
-        fit_model.compile(
-            optimizer=_optimizer(recipe, steps_per_epoch * epochs, lr_scale),
-            loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-            metrics=[keras.metrics.AUC(name="auc")] if binary else ["accuracy"],
+        fit_model.compile(optimizer=_optimizer(recipe, steps_per_epoch * epochs, lr_scale), loss=loss, metrics=metrics())
+    phase_one_done = run_dir / PHASE_ONE_WEIGHTS
+    if resume and phase_one_done.is_file():  # resuming inside the fine-tuning phase
+        model.load_weights(phase_one_done)
+    else:
+        _fit(fit_model, train_data, val_data, recipe, run_dir, CHECKPOINT_DIR, epochs, 0, verbose)
+
+    finetune = recipe.train.finetune_epochs
+    if finetune > 0:
+        # Staged schedule: the head first, then deeper layers at the learning rate / 10.
+        if not phase_one_done.is_file():
+            model.save_weights(phase_one_done)
+        apply_freeze(model, recipe.model.backbone, recipe.model.unfreeze or "none")
+        if verbose:
+            print(f"fine-tuning with freeze {recipe.model.unfreeze or 'none'} for {finetune} epoch(s) "
+                  f"at lr x {recipe.train.finetune_lr_factor}")
+            print(format_parameter_table(parameter_table(model, recipe.model.backbone)))
+        fit_model = model
+        train_data = training_dataset(
+            train_paths, y_train, geometry, batch_size=batch, shuffle=True,
+            seed=recipe.train.seed + 1, augment=augment, sample_weights=sample_weights,
         )
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / CHECKPOINT_DIR), save_freq="epoch", delete_checkpoint=True),
-        HistoryCSV(run_dir / "history.csv", run_dir / "history.png"),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    if recipe.train.restore_best and val_data is not None:
-        callbacks.append(RestoreBest("val_loss"))
-    if recipe.train.early_stopping > 0 and val_data is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=recipe.train.early_stopping, restore_best_weights=True
+        val_data = training_dataset(val_paths, y_val, geometry, batch_size=batch, shuffle=False, seed=0) if val_paths else None
+        with strategy.scope():
+            model.compile(
+                optimizer=_optimizer(recipe, steps_per_epoch * finetune, lr_scale * recipe.train.finetune_lr_factor),
+                loss=loss, metrics=metrics(),
             )
-        )
-    try:
-        fit_model.fit(
-            train_data, validation_data=val_data, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False
-        )  # the dataset shuffles itself, seeded
-    except tf.errors.InvalidArgumentError as exc:  # a file that fails to decode mid-training
-        raise RunError(f"training stopped: {str(exc.message).splitlines()[0]}") from None
-    if fit_model.stop_training and not np.isfinite(fit_model.history.history.get("loss", [np.nan])[-1]):
-        raise RunError("training stopped: the loss became NaN (lower train.lr?)")
+        _fit(model, train_data, val_data, recipe, run_dir, CHECKPOINT_DIR + "-finetune", epochs + finetune, epochs, verbose)
 
     threshold, rule = 0.5, "fixed 0.5 (no validation split)"
     if val_data is not None and binary:
@@ -287,8 +293,38 @@ def train(
         recipe=recipe.to_dict(),
     )
     save_bundle(model, meta, run_dir)
+    (run_dir / PHASE_ONE_WEIGHTS).unlink(missing_ok=True)
     history = pd.read_csv(run_dir / "history.csv")
     return TrainResult(run_dir, threshold, rule, history)
+
+
+def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint: str, epochs: int, initial_epoch: int,
+         verbose: int) -> None:
+    """One training phase with the run directory's callbacks; resumable from its checkpoint."""
+    import keras
+    import tensorflow as tf
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / checkpoint), save_freq="epoch", delete_checkpoint=True),
+        HistoryCSV(run_dir / "history.csv", run_dir / "history.png"),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if recipe.train.restore_best and val_data is not None:
+        callbacks.append(RestoreBest("val_loss"))
+    if recipe.train.early_stopping > 0 and val_data is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.train.early_stopping, restore_best_weights=True)
+        )
+    try:
+        model.fit(
+            train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
+            callbacks=callbacks, verbose=verbose, shuffle=False,  # the dataset shuffles itself, seeded
+        )
+    except tf.errors.InvalidArgumentError as exc:  # a file that fails to decode mid-training
+        raise RunError(f"training stopped: {str(exc.message).splitlines()[0]}") from None
+    if model.stop_training and not np.isfinite(model.history.history.get("loss", [np.nan])[-1]):
+        raise RunError("training stopped: the loss became NaN (lower train.lr?)")
 
 
 def _feature_dataset(features, labels, weights, batch_size: int, seed: int, shuffle: bool):
