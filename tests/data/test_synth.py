@@ -82,3 +82,24 @@ def test_bad_arguments(tmp_path):
         synthesize(tmp_path, task="knee", n=2, progress=False)
     with pytest.raises(UserError, match="--format"):
         synthesize(tmp_path, fmt="jpeg", n=2, progress=False)
+
+
+def test_spine_and_ct_tasks(tmp_path):
+    spine = synthesize(tmp_path / "spine", task="spine", n=12, seed=0, size=96, progress=False)
+    assert set(spine.label) <= {"normal", "fracture"}
+    assert spine.loc[spine.label == "fracture", "x1"].notna().all()
+    ct = synthesize(tmp_path / "ct", task="ct", n=20, seed=0, size=64, progress=False)
+    assert set(ct.label) <= {"benign", "malignant"}
+    assert {"series_id", "slice_index"} <= set(ct.columns)
+    assert ct[["x1", "y1", "x2", "y2"]].notna().all().all()  # a region of interest on every slice
+    for _, series in ct.groupby("series_id"):
+        assert list(series.slice_index) == list(range(len(series)))
+        assert series.label.nunique() == 1 and series.patient_id.nunique() == 1
+
+
+def test_ct_dicom_carries_slice_positions(tmp_path):
+    ct = synthesize(tmp_path, task="ct", n=6, seed=0, size=48, fmt="dicom", progress=False)
+    positions = [float(pydicom.dcmread(tmp_path / p).ImagePositionPatient[2]) for p in ct.path]
+    series = [pydicom.dcmread(tmp_path / p).SeriesInstanceUID for p in ct.path]
+    assert positions == [3.0 * i for i in ct.slice_index]
+    assert len(set(series)) == ct.series_id.nunique()

@@ -196,8 +196,10 @@ def train(
     lr_scale = replicas if recipe.train.scale_lr else 1
     steps_per_epoch = max(1, math.ceil(len(train_rows) / batch))
     epochs = recipe.train.epochs
-    if recipe.train.iterations > 0:
-        epochs = max(1, math.ceil(recipe.train.iterations / steps_per_epoch))
+    budget_in_steps = recipe.train.iterations > 0
+    if budget_in_steps:  # whole epochs of (at most) one pass each; overshoot below one epoch
+        steps_per_epoch = min(steps_per_epoch, recipe.train.iterations)
+        epochs = math.ceil(recipe.train.iterations / steps_per_epoch)
 
     augment = _online_augmentation(recipe)
     with strategy.scope():
@@ -229,13 +231,14 @@ def train(
             print(f"feature cache: {reused} of {len(train_paths) + len(val_paths)} images reused")
         with strategy.scope():
             fit_model = head_model(model)  # shares its layers with ``model``
-        train_data = _feature_dataset(x_train, y_train, sample_weights, batch, recipe.train.seed, shuffle=True)
+        train_data = _feature_dataset(x_train, y_train, sample_weights, batch, recipe.train.seed, shuffle=True,
+                                      repeat=budget_in_steps)
         val_data = _feature_dataset(x_val, y_val, None, batch, 0, shuffle=False) if x_val is not None else None
     else:
         fit_model = model
         train_data = training_dataset(
             train_paths, y_train, geometry, batch_size=batch, shuffle=True,
-            seed=recipe.train.seed, augment=augment, sample_weights=sample_weights,
+            seed=recipe.train.seed, augment=augment, sample_weights=sample_weights, repeat=budget_in_steps,
         )
         val_data = None
         if val_paths:
@@ -249,7 +252,8 @@ def train(
     if resume and phase_one_done.is_file():  # resuming inside the fine-tuning phase
         model.load_weights(phase_one_done)
     else:
-        _fit(fit_model, train_data, val_data, recipe, run_dir, CHECKPOINT_DIR, epochs, 0, verbose)
+        _fit(fit_model, train_data, val_data, recipe, run_dir, CHECKPOINT_DIR, epochs, 0, verbose,
+             steps_per_epoch if budget_in_steps else None)
 
     finetune = recipe.train.finetune_epochs
     if finetune > 0:
@@ -299,7 +303,7 @@ def train(
 
 
 def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint: str, epochs: int, initial_epoch: int,
-         verbose: int) -> None:
+         verbose: int, steps_per_epoch: int | None = None) -> None:
     """One training phase with the run directory's callbacks; resumable from its checkpoint."""
     import keras
     import tensorflow as tf
@@ -319,7 +323,8 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
     try:
         model.fit(
             train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
-            callbacks=callbacks, verbose=verbose, shuffle=False,  # the dataset shuffles itself, seeded
+            steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
+            shuffle=False,  # the dataset shuffles itself, seeded
         )
     except tf.errors.InvalidArgumentError as exc:  # a file that fails to decode mid-training
         raise RunError(f"training stopped: {str(exc.message).splitlines()[0]}") from None
@@ -327,13 +332,15 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
         raise RunError("training stopped: the loss became NaN (lower train.lr?)")
 
 
-def _feature_dataset(features, labels, weights, batch_size: int, seed: int, shuffle: bool):
+def _feature_dataset(features, labels, weights, batch_size: int, seed: int, shuffle: bool, repeat: bool = False):
     import tensorflow as tf
 
     parts = (features, labels.astype(np.float32)) + ((weights.astype(np.float32),) if weights is not None else ())
     ds = tf.data.Dataset.from_tensor_slices(parts)
     if shuffle:
         ds = ds.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
