@@ -115,10 +115,12 @@ def run_demo(
     step("gradcam")
 
     say("[6/6] writing the report")
-    image_level = report["auc"]
+    ci = report["levels"]["image"]["models"]["score"]["auc_ci"]
+    patient = report["levels"].get("patient", {}).get("models", {}).get("score", {})
     demo_report = {
-        "auc": image_level,
-        "auc_ci95": report.get("auc_ci95"),
+        "auc": report["auc"],
+        "auc_ci95": [ci["lower"], ci["upper"]],
+        "patient_auc": patient.get("auc"),
         "threshold": info["threshold"],
         "threshold_rule": info["threshold_rule"],
         "n_test_images": int(len(scores)),

@@ -1,0 +1,25 @@
+"""``tfxray demo`` writes every piece a newcomer is told about (tiny and short here)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tfxray.cli.main import cli
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_job(tmp_path):
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--n", "60", "--epochs", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert 0 <= report["auc"] <= 1 and report["auc_ci95"][0] <= report["auc"] <= report["auc_ci95"][1]
+    assert report["scoring"]["errors"] == 1 and report["scoring"]["skipped"] == 1  # the broken file and the note
+    assert report["scoring"]["scored"] == report["n_test_images"]
+    assert report["pointing_game"]["n"] >= 1 and 0 <= report["pointing_game"]["hit_rate"] <= 1
+    for path in [report["files"]["history_png"], report["files"]["scores_csv"], *report["files"]["gradcam_panels"]]:
+        assert Path(path).is_file(), path
+    assert (out / "evaluation" / "roc_image_score.png").stat().st_size > 5000
+    assert "test AUC" in result.output and (out / "report.md").read_text().startswith("# tfxray demo report")
