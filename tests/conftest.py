@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ["TFXRAY_CACHE"] = tempfile.mkdtemp(prefix="tfxray-test-cache-")  # never the user's cache
+atexit.register(shutil.rmtree, os.environ["TFXRAY_CACHE"], ignore_errors=True)
 
 import pytest  # noqa: E402
 
