@@ -71,6 +71,16 @@ class RadiographImage:
         return tuple(self.pixels.shape)
 
 
+def frame_index(path, frame: int | None, n_frames: int) -> int | None:
+    """The frame to read (negative counts from the end), None for the whole stack."""
+    if frame is None:
+        return None
+    frame = int(frame)
+    if not -n_frames <= frame < n_frames:
+        raise ImageReadError(path, f"frame {frame} out of range (the file has {n_frames})")
+    return frame % n_frames
+
+
 def one_line(text) -> str:
     """Collapse a (possibly multi-line) message to one line of reasonable length."""
     text = " ".join(str(text).split())

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (ImageReadError, NotAnImageError, RadiographImage, area_downsample, describe,
+from .base import (ImageReadError, frame_index, NotAnImageError, RadiographImage, area_downsample, describe,
                    empty_meta, luminance, scale_by_range)
 from .sniff import DICOMDIR_SOP_CLASS
 
@@ -62,7 +62,7 @@ def read_dicom(path, *, frame: int | None = 0, apply_voi: bool = True, window: i
     meta["recovered"] = recovered
 
     n_frames = _number_of_frames(path, ds)
-    index = _frame_index(path, frame, n_frames)
+    index = frame_index(path, frame, n_frames)
     meta["frames"], meta["frame"] = n_frames, index
     meta["slice_position"] = _slice_position(ds, index or 0)
 
@@ -206,15 +206,6 @@ def _number_of_frames(path, ds) -> int:
         return max(1, int(get_nr_frames(ds, warn=False)))
     except Exception as exc:  # noqa: BLE001
         raise ImageReadError(path, f"invalid Number of Frames: {describe(exc)}") from None
-
-
-def _frame_index(path, frame: int | None, n_frames: int) -> int | None:
-    if frame is None:
-        return None
-    frame = int(frame)
-    if not -n_frames <= frame < n_frames:
-        raise ImageReadError(path, f"frame {frame} out of range (the file has {n_frames})")
-    return frame % n_frames
 
 
 def _decode(path, ds, index: int | None):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import ImageReadError, RadiographImage, area_downsample, describe, empty_meta, luminance, scale_by_range
+from .base import ImageReadError, RadiographImage, frame_index, area_downsample, describe, empty_meta, luminance, scale_by_range
 
 
 def read_raster(path, kind: str, *, frame: int | None = 0, gray: bool = True, max_size: int | None = None
@@ -58,15 +58,6 @@ class _TifffileCannot(Exception):
     """tifffile lacks the codec (LZW, JPEG… need imagecodecs) or the layout: let Pillow try."""
 
 
-def _frame_index(path, frame: int | None, n_frames: int) -> int | None:
-    if frame is None:
-        return None
-    frame = int(frame)
-    if not -n_frames <= frame < n_frames:
-        raise ImageReadError(path, f"frame {frame} out of range (the file has {n_frames})")
-    return frame % n_frames
-
-
 def _raster_meta(kind: str, photometric: str, bits: int, height: int, width: int, n_frames: int,
                  index: int | None) -> dict:
     meta = empty_meta(kind)
@@ -88,7 +79,7 @@ def _read_pillow(path, kind: str, frame: int | None, max_size: int | None):
 
     with Image.open(path) as image:
         n_frames = int(getattr(image, "n_frames", 1) or 1)
-        index = _frame_index(path, frame, n_frames)
+        index = frame_index(path, frame, n_frames)
         wanted = [index] if index is not None else list(range(n_frames))
         photometric = _PILLOW_PHOTOMETRIC.get(image.mode, image.mode)
         width, height = image.size
@@ -200,7 +191,7 @@ def _read_tiff_tifffile(path, frame: int | None):
             photometric = int(first.photometric)
             if photometric not in _TIFF_PHOTOMETRIC:  # YCbCr, CMYK, CIELab…: Pillow converts them
                 raise _TifffileCannot(f"photometric {photometric}")
-            index = _frame_index(path, frame, len(pages))
+            index = frame_index(path, frame, len(pages))
             wanted = [index] if index is not None else list(range(len(pages)))
             frames = [_tiff_page_pixels(pages[number], photometric) for number in wanted]
             bits = int(first.bitspersample)
