@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -207,7 +208,7 @@ def test_write_report_files_json_and_markdown(asah, tmp_path):
     for level in ("image", "patient"):
         assert {f"roc_{level}_probability.png", f"scores_{level}_wfns.png", f"confusion_{level}_wfns.png",
                 f"calibration_{level}_probability.png", f"folds_roc_{level}_wfns.png", f"roc_{level}_all.png"} <= names
-    assert f"calibration_image_wfns.png" not in names  # grades 1-5 are not probabilities
+    assert "calibration_image_wfns.png" not in names  # grades 1-5 are not probabilities
     assert any("not probabilities" in str(m["calibration"]) for m in report["levels"]["image"]["models"].values())
 
     def refuse(constant):
@@ -253,3 +254,12 @@ def test_summary_fits_one_screen(asah):
 def test_report_is_plain_json_data(asah_report):
     text = json.dumps(asah_report, allow_nan=False)
     assert math.isclose(json.loads(text)["auc"], asah_report["auc"])
+
+
+def test_evaluation_never_imports_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, tfxray.evaluation.report, tfxray.evaluation.plots, cli.evaluate;"
+            " sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0

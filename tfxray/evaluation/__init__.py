@@ -1,0 +1,7 @@
+"""Evaluation of scores against labels: numpy/scipy/pandas/matplotlib only, no TensorFlow.
+
+roc.py (curve, AUC, direction), delong.py (DeLong CI and tests), bootstrap.py (stratified
+bootstrap CI and ROC band), thresholds.py (threshold rules), binomial.py (Clopper-Pearson),
+aggregate.py (per-patient scores), table.py (checking a scores table), report.py
+(evaluate_table, write_report, format_summary), plots.py and markdown.py (the outputs).
+"""

@@ -7,7 +7,8 @@ Every problem with the table is a UserError naming the column (one line). Conven
   two); one score column per class, named after the class or ``score_<class>``;
 - a missing score (empty cell, NaN) is allowed only when several models are compared in one
   table: it means "this model did not score this row". With one model, or in a multi-class
-  table, it is an error; so is an infinite score;
+  table, it is an error; so is an infinite score, and so is a NaN *written* in a CSV cell (a
+  model's NaN output; the CLI reads only empty cells as missing);
 - patient level: rows grouped by the patient (or study) column; see aggregate.py.
 """
 
