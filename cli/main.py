@@ -20,6 +20,7 @@ COMMANDS = {
     "gradcam": ("gradcam", "gradcam"),
     "inspect": ("inspect", "inspect_command"),
     "recipes": ("recipes", "recipes"),
+    "weights": ("weights", "weights"),
 }
 
 

@@ -26,6 +26,7 @@ class BackboneSpec:
     gradcam_layer: str  # the last convolutional block: Grad-CAM's default target
     min_size: int = 32
     imagenet_file: str | None = None  # file name in Keras' cache (~/.keras/models)
+    torchvision_name: str | None = None  # ImageNet weights converted from torchvision instead
 
     @property
     def stage_names(self) -> list[str]:
@@ -77,6 +78,17 @@ RESNET_STAGES = (
     ("stage4", "conv5_block3_out"),
 )
 
+def _resnext(variant: str) -> Callable:
+    def build(input_tensor, weights):
+        from . import resnext
+
+        return getattr(resnext, variant)(input_tensor)
+
+    return build
+
+
+RESNEXT50_BLOCKS, RESNEXT101_BLOCKS = (3, 4, 6, 3), (3, 4, 23, 3)
+
 BACKBONES: dict[str, BackboneSpec] = {
     "tiny_cnn": BackboneSpec(
         _tiny_cnn,
@@ -111,6 +123,23 @@ BACKBONES: dict[str, BackboneSpec] = {
         gradcam_layer="conv5_block3_out",
         imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
     ),
+    # ImageNet weights for ResNeXt come from torchvision: `tfxray weights convert` (preprocessing 'torch').
+    "resnext50_32x4d": BackboneSpec(
+        _resnext("resnext50_32x4d"),
+        default_size=224,
+        preprocessing="torch",
+        stages=(("stem", "maxpool"),) + tuple((f"stage{i}", f"layer{i}_{n - 1}_out") for i, n in enumerate(RESNEXT50_BLOCKS, 1)),
+        gradcam_layer="layer4_2_out",
+        torchvision_name="resnext50_32x4d",
+    ),
+    "resnext101_32x8d": BackboneSpec(
+        _resnext("resnext101_32x8d"),
+        default_size=224,
+        preprocessing="torch",
+        stages=(("stem", "maxpool"),) + tuple((f"stage{i}", f"layer{i}_{n - 1}_out") for i, n in enumerate(RESNEXT101_BLOCKS, 1)),
+        gradcam_layer="layer4_2_out",
+        torchvision_name="resnext101_32x8d",
+    ),
 }
 
 
@@ -131,6 +160,12 @@ def resolve_weights(name: str, weights: str | None) -> str | None:
         return None
     if weights == "imagenet":
         spec = get_spec(name)
+        if spec.torchvision_name:
+            raise UserError(
+                f"model.weights: ImageNet weights for {name} come from torchvision; export them as .npz and convert "
+                f"them with 'tfxray weights convert {name} FILE.npz --out {name}.weights.h5', then set model.weights "
+                f"to that file"
+            )
         if spec.imagenet_file is None:
             raise UserError(f"model.weights: backbone {name!r} has no ImageNet weights; use weights: none")
         return "imagenet"

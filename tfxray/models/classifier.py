@@ -44,19 +44,25 @@ def build_classifier(
     model = keras.Model(inputs, outputs, name=f"tfxray_{backbone}")
     weights_value = resolve_weights(backbone, weights)
     if weights_value not in (None, "imagenet"):
-        _load_backbone_weights(model, weights_value)
+        _load_backbone_weights(model, backbone, weights_value)
     apply_freeze(model, backbone, freeze)
     return model
 
 
-def _load_backbone_weights(model, path: str) -> None:
+def _load_backbone_weights(model, backbone: str, path: str) -> None:
+    """Load a backbone-only weights file (e.g. from ``tfxray weights convert``) by layer name."""
     from pathlib import Path
 
     from ..errors import UserError
+    from .backbones import build_backbone
 
     if not Path(path).is_file():
         raise UserError(f"model.weights: {path}: file not found")
+    source = build_backbone(backbone, tuple(model.get_layer(PREPROCESSING_LAYER).output.shape[1:]), weights=None)
     try:
-        model.load_weights(path, skip_mismatch=True)
+        source.load_weights(path)
     except Exception as exc:  # a wrong or corrupt file: one line for the user
         raise UserError(f"model.weights: {path}: could not be loaded ({str(exc).splitlines()[0]})") from None
+    for layer in source.layers:
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())

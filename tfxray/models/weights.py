@@ -1,0 +1,107 @@
+"""Backbone weights from elsewhere: torchvision state dicts converted to Keras, gray first convs.
+
+On a machine with PyTorch, three lines export torchvision's ImageNet ResNeXt as ``.npz``
+(tfxray itself never needs PyTorch)::
+
+    import numpy as np, torchvision
+    sd = torchvision.models.resnext50_32x4d(weights="IMAGENET1K_V1").state_dict()
+    np.savez("resnext50_32x4d.npz", **{k: v.numpy() for k, v in sd.items()})
+
+``tfxray weights convert resnext50_32x4d resnext50_32x4d.npz --out resnext50_32x4d.weights.h5``
+then writes a Keras weights file for the registered backbone; set ``model.weights`` to it.
+The archive is read with ``allow_pickle=False``: a user's file is never unpickled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..io import atomic_path
+from .backbones import build_backbone, get_spec
+
+IGNORED_SUFFIXES = ("num_batches_tracked",)
+
+
+def torch_key(keras_layer_name: str) -> str:
+    """``layer1_0_downsample_0`` -> ``layer1.0.downsample.0`` (the state dict's module path)."""
+    return keras_layer_name.replace("_", ".")
+
+
+def conv_kernel_from_torch(weight: np.ndarray) -> np.ndarray:
+    """torch (out, in/groups, kh, kw) -> Keras (kh, kw, in/groups, out)."""
+    return np.transpose(weight, (2, 3, 1, 0))
+
+
+def gray_first_conv_kernel(kernel: np.ndarray) -> np.ndarray:
+    """Adapt an RGB first convolution to one channel by summing its kernel over the colours.
+
+    On a gray image g, conv(sum_c K_c, g) equals conv(K, [g, g, g]): the same response as
+    replicating the radiograph to three channels, for a third of the input.
+    """
+    return kernel.sum(axis=2, keepdims=True)
+
+
+def convert_torchvision_state(name: str, npz_path: str | Path, out_path: str | Path) -> Path:
+    """Write a Keras weights file for backbone ``name`` from a torchvision state dict (.npz)."""
+    import keras
+
+    spec = get_spec(name)
+    if not spec.torchvision_name:
+        raise UserError(f"weights convert: {name} takes Keras' own ImageNet weights, not a torchvision file")
+    npz_path = Path(npz_path)
+    if not npz_path.is_file():
+        raise UserError(f"{npz_path}: file not found")
+    try:
+        with np.load(npz_path, allow_pickle=False) as archive:
+            state = {key: archive[key] for key in archive.files}
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{npz_path}: not a readable .npz state dict ({exc})") from None
+    state = {k: v for k, v in state.items() if not k.endswith(IGNORED_SUFFIXES) and not k.startswith("fc.")}
+
+    model = build_backbone(name, (spec.default_size, spec.default_size, 3), weights=None)
+    used, missing, misshaped = set(), [], []
+    for layer in model.layers:
+        key = torch_key(layer.name)
+        if isinstance(layer, keras.layers.Conv2D):
+            values = [_take(state, f"{key}.weight", used, missing)]
+            values = [conv_kernel_from_torch(v) if v is not None else None for v in values]
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            values = [_take(state, f"{key}.{p}", used, missing) for p in ("weight", "bias", "running_mean", "running_var")]
+        else:
+            continue
+        if any(v is None for v in values):
+            continue
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        if [tuple(v.shape) for v in values] != expected:
+            misshaped.append(f"{key} {[v.shape for v in values]} != {expected}")
+            continue
+        layer.set_weights([v.astype(np.float32) for v in values])
+    unexpected = sorted(set(state) - used)
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} key(s), e.g. {', '.join(missing[:3])}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)} key(s), e.g. {', '.join(unexpected[:3])}")
+    if misshaped:
+        problems.append(f"wrong shapes: {'; '.join(misshaped[:2])}")
+    if problems:
+        raise UserError(f"{npz_path}: does not match {name}: " + "; ".join(problems))
+    out_path = Path(out_path)
+    if not out_path.name.endswith(".weights.h5"):
+        raise UserError(f"--out {out_path}: Keras weights files end in .weights.h5")
+    with atomic_path(out_path) as tmp:
+        final = tmp.with_name(tmp.name.replace(".tmp.h5", ".tmp.weights.h5"))
+        model.save_weights(final)
+        final.replace(tmp)
+    return out_path
+
+
+def _take(state: dict, key: str, used: set, missing: list):
+    if key not in state:
+        missing.append(key)
+        return None
+    used.add(key)
+    return state[key]
