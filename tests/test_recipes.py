@@ -32,3 +32,24 @@ def test_wrist_recipe_inception_top_layer_with_8x_offline_amplification(tmp_path
     assert "youden" in bundle.meta.threshold_rule
     trainable = {l.name for l in bundle.model.layers if l.trainable and l.weights}
     assert trainable == {"head_dense"}  # the top layer only
+
+
+@pytest.mark.slow
+def test_vertebral_radiograph_recipe_resnext_shallow_frozen_cross_validated(tmp_path):
+    from tfxray.training.crossval import cross_validate
+
+    synthesize(tmp_path / "data", task="spine", n=36, seed=4, size=64, progress=False)
+    recipe = load_recipe("vertebral-radiograph", [
+        (["data", "input_size"], 32), (["data", "folds"], 2), (["model", "weights"], "none"),
+        (["train", "epochs"], 1), (["train", "batch_size"], 8),
+    ])
+    assert recipe.model.freeze == "until:stage2" and recipe.data.normalization == "dataset"
+    manifest = load_manifest(tmp_path / "data" / "manifest.csv", classes=recipe.classes)
+    oof = cross_validate(recipe, manifest, tmp_path / "cv", verbose=0)
+    assert sorted(oof.path) == sorted(manifest.images.path) and set(oof.fold) == {1, 2}
+    bundle = load_bundle(tmp_path / "cv" / "fold-1")
+    assert bundle.meta.backbone == "resnext50_32x4d"
+    model = bundle.model
+    assert not model.get_layer("layer2_3_conv3").trainable and model.get_layer("layer3_0_conv1").trainable
+    pre = model.get_layer("preprocessing")
+    assert pre.mode == "dataset" and 0 < pre.mean < 1 and pre.std > 0  # computed on the training split

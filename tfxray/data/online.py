@@ -29,11 +29,17 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # keep ``import tfxray.data.online`` light: keras loads when a layer is built
+import keras
+
+if TYPE_CHECKING:
     from ..config import OnlineAugmentConfig
 
 DEFAULT_FLIP_PROBABILITY = 0.5
-_SEED_STRIDE = 7919  # a prime: layer k is seeded seed * stride + k, never colliding for small seeds
+_SEED_STRIDE = 7919  # a prime: layer k is seeded seed * stride + k, so layers never share a seed
+
+
+def _layer_seed(seed: int, k: int) -> int:
+    return (int(seed) * _SEED_STRIDE + k) % 2**31
 
 
 def affine_transforms(params, height, width):
@@ -73,83 +79,50 @@ def affine_transforms(params, height, width):
     )
 
 
-def _layer_classes():
-    """The layer class is defined on first use, so importing this module does not import keras."""
-    global RandomAffine
-    if "RandomAffine" in globals():
-        return RandomAffine
-    from keras.src.layers.preprocessing.image_preprocessing.base_image_preprocessing_layer import (
-        BaseImagePreprocessingLayer,
-    )
-    from keras.random import SeedGenerator
+@keras.saving.register_keras_serializable(package="tfxray")
+class RandomAffine(keras.layers.Layer):
+    """Random flip, rotation, shift, shear and zoom as one resampling (see the module docstring).
 
-    class _RandomAffine(BaseImagePreprocessingLayer):
-        """Random flip, rotation, shift, shear and zoom as one resampling (see the module docstring).
+    Behaves like Keras's own random layers: the identity when ``training=False``, random draws
+    from a seeded ``SeedGenerator`` (one step per batch), usable inside tf.data (TensorFlow
+    backend). Keras's ``BaseImagePreprocessingLayer`` is not public API, so this is a plain layer.
+    """
 
-        A ``BaseImagePreprocessingLayer`` like Keras's own random layers: it runs inside tf.data,
-        is the identity when ``training=False``, and draws from a seeded ``SeedGenerator``.
-        """
+    def __init__(self, rotation=0.0, translate=0.0, zoom=0.0, shear=0.0, flip_probability=0.0,
+                 fill_value=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rotation, self.translate, self.zoom = float(rotation), float(translate), float(zoom)
+        self.shear, self.flip_probability, self.fill_value = float(shear), float(flip_probability), float(fill_value)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
-        _USE_BASE_FACTOR = False
+    def draw(self, batch_size):
+        """(batch, 7) parameters as ``augment.AffineParams`` columns, one row per image."""
+        u = keras.random.uniform((batch_size, 7), minval=-1.0, maxval=1.0, seed=self.seed_generator)
+        flip = keras.ops.cast(0.5 * (u[:, 0] + 1.0) < self.flip_probability, "float32")
+        return keras.ops.stack([
+            flip, u[:, 1] * self.rotation, u[:, 2] * self.translate, u[:, 3] * self.translate,
+            u[:, 4] * self.shear, 1.0 + u[:, 5] * self.zoom, 1.0 + u[:, 6] * self.zoom,
+        ], axis=1)
 
-        def __init__(self, rotation=0.0, translate=0.0, zoom=0.0, shear=0.0, flip_probability=0.0,
-                     fill_value=0.0, seed=None, **kwargs):
-            super().__init__(**kwargs)
-            self.rotation, self.translate, self.zoom = float(rotation), float(translate), float(zoom)
-            self.shear, self.flip_probability, self.fill_value = float(shear), float(flip_probability), float(fill_value)
-            self.seed = seed
-            self.generator = SeedGenerator(seed)
-            self.interpolation = "bilinear"
+    def call(self, images, training=True):
+        if not training:
+            return images
+        batched = len(images.shape) == 4
+        x = images if batched else keras.ops.expand_dims(images, 0)
+        shape = keras.ops.shape(x)
+        transforms = affine_transforms(self.draw(shape[0]), shape[1], shape[2])
+        x = keras.ops.image.affine_transform(x, transforms, interpolation="bilinear", fill_mode="constant",
+                                             fill_value=self.fill_value, data_format="channels_last")
+        return x if batched else x[0]
 
-        def get_random_transformation(self, data, training=True, seed=None):
-            if not training:
-                return None
-            images = data["images"] if isinstance(data, dict) else data
-            shape = self.backend.core.shape(images)
-            batch = shape[0] if len(shape) == 4 else 1
-            if seed is None:
-                seed = self._get_seed_generator(self.backend._backend)
-            u = self.backend.random.uniform((batch, 6), minval=-1.0, maxval=1.0, seed=seed)
-            flip = self.backend.cast(
-                self.backend.numpy.less(0.5 * (u[:, 0] + 1.0), self.flip_probability), "float32"
-            )
-            params = self.backend.numpy.stack([
-                flip, u[:, 1] * self.rotation, u[:, 2] * self.translate, u[:, 3] * self.translate,
-                u[:, 4] * self.shear, 1.0 + u[:, 5] * self.zoom,
-                # zoom_y from the shear draw's mirror would correlate them: draw it apart
-                1.0 + self.backend.random.uniform((batch,), minval=-1.0, maxval=1.0, seed=seed) * self.zoom,
-            ], axis=1)
-            height, width = shape[-3], shape[-2]
-            return {"transforms": affine_transforms(params, height, width), "params": params}
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
-        def _transform_images(self, images, transformation, interpolation):
-            if transformation is None:
-                return images
-            return self.backend.image.affine_transform(
-                images, transformation["transforms"], interpolation=interpolation, fill_mode="constant",
-                fill_value=self.fill_value, data_format=self.data_format,
-            )
-
-        def transform_labels(self, labels, transformation, training=True):
-            return labels
-
-        def compute_output_shape(self, input_shape):
-            return input_shape
-
-        def get_config(self):
-            return {**super().get_config(), "rotation": self.rotation, "translate": self.translate,
-                    "zoom": self.zoom, "shear": self.shear, "flip_probability": self.flip_probability,
-                    "fill_value": self.fill_value, "seed": self.seed}
-
-    _RandomAffine.__name__ = _RandomAffine.__qualname__ = "RandomAffine"
-    RandomAffine = _RandomAffine
-    return RandomAffine
-
-
-def random_affine(*, rotation=0.0, translate=0.0, zoom=0.0, shear=0.0, flip_probability=0.0, seed=None, name=None):
-    """A ``RandomAffine`` layer (see the module docstring for the parameters' meaning)."""
-    return _layer_classes()(rotation=rotation, translate=translate, zoom=zoom, shear=shear,
-                            flip_probability=flip_probability, seed=seed, name=name)
+    def get_config(self):
+        return {**super().get_config(), "rotation": self.rotation, "translate": self.translate,
+                "zoom": self.zoom, "shear": self.shear, "flip_probability": self.flip_probability,
+                "fill_value": self.fill_value, "seed": self.seed}
 
 
 def online_augmentation(cfg: OnlineAugmentConfig, seed: int):
@@ -160,19 +133,18 @@ def online_augmentation(cfg: OnlineAugmentConfig, seed: int):
     """
     if not cfg.enabled:
         return None
-    from keras import layers
-
+    layers = keras.layers
     flip_probability = getattr(cfg, "flip_probability", DEFAULT_FLIP_PROBABILITY) if cfg.flip else 0.0
     steps = []
     if cfg.rotation or cfg.translate or cfg.zoom or cfg.shear or flip_probability:
-        steps.append(random_affine(
+        steps.append(RandomAffine(
             rotation=cfg.rotation, translate=cfg.translate, zoom=cfg.zoom, shear=cfg.shear,
-            flip_probability=flip_probability, seed=seed * _SEED_STRIDE + 1, name="random_affine",
+            flip_probability=flip_probability, seed=_layer_seed(seed, 1), name="random_affine",
         ))
     if cfg.brightness:
-        steps.append(layers.RandomBrightness(cfg.brightness, value_range=(0.0, 1.0), seed=seed * _SEED_STRIDE + 2,
+        steps.append(layers.RandomBrightness(cfg.brightness, value_range=(0.0, 1.0), seed=_layer_seed(seed, 2),
                                              name="random_brightness"))
     if cfg.contrast:
-        steps.append(layers.RandomContrast(cfg.contrast, value_range=(0.0, 1.0), seed=seed * _SEED_STRIDE + 3,
+        steps.append(layers.RandomContrast(cfg.contrast, value_range=(0.0, 1.0), seed=_layer_seed(seed, 3),
                                            name="random_contrast"))
     return layers.Pipeline(steps, name="online_augmentation") if steps else None
