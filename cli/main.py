@@ -20,6 +20,7 @@ COMMANDS = {
     "gradcam": ("gradcam", "gradcam"),
     "inspect": ("inspect", "inspect_command"),
     "recipes": ("recipes", "recipes"),
+    "augment-preview": ("augment_preview", "augment_preview"),
     "weights": ("weights", "weights"),
 }
 

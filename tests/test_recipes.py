@@ -53,3 +53,35 @@ def test_vertebral_radiograph_recipe_resnext_shallow_frozen_cross_validated(tmp_
     assert not model.get_layer("layer2_3_conv3").trainable and model.get_layer("layer3_0_conv1").trainable
     pre = model.get_layer("preprocessing")
     assert pre.mode == "dataset" and 0 < pre.mean < 1 and pre.std > 0  # computed on the training split
+
+
+@pytest.mark.slow
+def test_vertebral_ct_recipe_roi_neighbours_amplified_patient_max(tmp_path):
+    from tfxray.evaluation.report import evaluate_table
+    from tfxray.training.crossval import cross_validate
+
+    synthesize(tmp_path / "data", task="ct", n=48, seed=5, size=96, progress=False)
+    recipe = load_recipe("vertebral-ct", [
+        (["data", "input_size"], 32), (["data", "folds"], 2), (["model", "weights"], "none"),
+        (["augment", "offline", "factor"], 2), (["train", "epochs"], 1), (["train", "batch_size"], 8),
+    ])
+    assert (recipe.data.input_size, recipe.data.channels, recipe.train.beta_1, recipe.train.lr) == (32, 3, 0.5, 1e-4)
+    manifest = load_manifest(tmp_path / "data" / "manifest.csv", classes=recipe.classes)
+    oof = cross_validate(recipe, manifest, tmp_path / "cv", verbose=0)
+    assert sorted(oof.path) == sorted(manifest.images.path)
+    amplified = pd.read_csv(tmp_path / "cv" / "fold-1" / "amplified" / "amplified.csv")
+    split = pd.read_csv(tmp_path / "cv" / "fold-1" / "split.csv")
+    assert len(amplified) == 2 * int((split.split == "train").sum())
+    bundle = load_bundle(tmp_path / "cv" / "fold-1")
+    assert bundle.meta.channels == 3 and bundle.meta.roi and bundle.meta.neighbours
+    report = evaluate_table(oof, label_column="label", positive="malignant", score_columns=["score"],
+                            patient_column="patient_id", aggregate="max", threshold="0.5")
+    assert set(report["levels"]) == {"image", "patient"}
+    # out-of-fold scores come from the ROI-and-neighbours input, as the model was trained
+    from tfxray.data.ct import ct_rows, roi_dataset
+    import numpy as np
+
+    part = oof[oof.fold == 1]
+    rows = ct_rows(manifest.images, manifest.boxes, roi=True, neighbours=True, paths=part.path.tolist())
+    images = np.concatenate([batch[0].numpy() for batch in roi_dataset(rows, 32, None, batch_size=8, channels=3)])
+    np.testing.assert_allclose(part.score, np.asarray(bundle.model(images))[:, 0], atol=1e-5)

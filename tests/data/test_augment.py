@@ -60,3 +60,26 @@ def test_draw_params_counts():
     cfg = OfflineAugmentConfig(factor=3, flip=False)
     variants = draw_params(np.random.default_rng(0), 3, cfg)
     assert len(variants) == 3 and not any(v.flip for v in variants)
+
+
+def test_amplified_stacks_are_written_as_three_gray_files(tmp_path):
+    """CT rows (a slice and its neighbours) amplify to three 16-bit PNGs per variant, box dropped."""
+    import pandas as pd
+
+    from tfxray.data.augment import amplify_offline
+    from tfxray.images import read_image
+
+    ramp = np.tile(np.linspace(0, 1, 12, dtype=np.float32), (12, 1))
+    stacks = {"a": np.stack([ramp * 0.2, ramp * 0.5, ramp], -1), "b": np.stack([1 - ramp] * 3, -1)}
+    rows = pd.DataFrame({"path": ["a", "b"], "prev_path": ["a", "a"], "next_path": ["b", "b"],
+                         "x1": [1.0, 2.0], "y1": [1.0, 2.0], "x2": [5.0, 6.0], "y2": [5.0, 6.0],
+                         "label": ["benign", "malignant"], "patient_id": ["P1", "P2"]})
+    cfg = OfflineAugmentConfig(factor=3, flip=True)
+    out = amplify_offline(rows, None, cfg, 0, tmp_path, progress=False, load=lambda p: stacks[p])
+    assert len(out) == 6 and {"x1", "y2"}.isdisjoint(out.columns)
+    assert out.label.tolist() == ["benign"] * 3 + ["malignant"] * 3
+    identity, flipped = out.iloc[0], out.iloc[1]
+    channels = [read_image(identity[c]).pixels for c in ("prev_path", "path", "next_path")]
+    assert np.abs(np.stack(channels, -1) - stacks["a"]).max() < 1e-4
+    assert np.abs(read_image(flipped["path"]).pixels - stacks["a"][:, ::-1, 1]).max() < 1e-4
+    assert len(list(tmp_path.glob("*.png"))) == 18

@@ -84,3 +84,19 @@ def test_missing_columns_and_files(tmp_path):
     path = write(tmp_path, [{"file": "a.png"}])
     with pytest.raises(UserError, match="missing column\\(s\\) path, label"):
         load_manifest(path)
+
+
+def test_slice_positions_must_be_numbers_and_unique_within_a_series(tmp_path):
+    touch(tmp_path, "a.png", "b.png", "c.png", "d.png")
+    rows = [
+        {"path": "a.png", "label": "benign", "series_id": "S1", "slice_index": 1},
+        {"path": "b.png", "label": "malignant", "series_id": "S1", "slice_index": 1},  # same position
+        {"path": "c.png", "label": "benign", "series_id": "S2", "slice_index": "top"},
+        {"path": "d.png", "label": "benign", "series_id": "S2", "slice_index": 1},  # another series: fine
+    ]
+    with pytest.raises(UserError) as info:
+        load_manifest(write(tmp_path, rows))
+    message = str(info.value)
+    assert "2 problem(s)" in message
+    assert "row 3: series S1 already has a slice 1" in message
+    assert "row 4: slice_index 'top' is not a number" in message

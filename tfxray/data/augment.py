@@ -101,33 +101,111 @@ def amplification_plan(paths: list[str], factor: int, cfg, seed: int) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def amplify_offline(rows: pd.DataFrame, geometry, cfg, seed: int, out_dir: Path, progress: bool = True) -> pd.DataFrame:
+def amplify_offline(rows: pd.DataFrame, geometry, cfg, seed: int, out_dir: Path, progress: bool = True,
+                    load=None) -> pd.DataFrame:
     """Write ``cfg.factor`` variants of each training image as 16-bit PNGs at the model's size.
 
     ``rows`` has path, label, patient_id (the training split). Returns the same columns for
     the amplified set (plus ``source``), and writes ``amplified.csv`` with every parameter.
     Existing files are reused, so a resumed run does not redo the work.
+
+    ``load(path) -> (size, size, channels)`` replaces ``load_resized`` (CT: ``ct.ct_loader``).
+    Rows carrying ``prev_path``/``next_path`` (CT rows: a slice and its neighbours) give
+    3-channel inputs, written as three gray PNGs (16-bit PNG has no 3-channel gray form): the
+    output row's ``prev_path``, ``path`` and ``next_path``, with no box left to crop.
     """
     from tqdm import tqdm
 
+    from .manifest import BOX_COLUMNS
     from .pipeline import load_resized
     from .synth import write_png16
 
     out_dir = Path(out_dir)
+    stacked = "prev_path" in rows.columns  # three slices per input
+    load = load or (lambda path: load_resized(path, geometry))
     plan = amplification_plan(rows["path"].tolist(), cfg.factor, cfg, seed)
     by_path = rows.set_index("path")
-    outputs = []
+    outputs, neighbours = [], []
     for source, group in tqdm(plan.groupby("source", sort=False), desc="amplifying", unit="img", disable=not progress):
         stem = hashlib.sha1(source.encode()).hexdigest()[:16]
-        targets = [out_dir / f"{stem}_{int(v)}.png" for v in group["variant"]]
-        if not all(t.is_file() for t in targets):
-            image = load_resized(source, geometry)
-            for target, (_, row) in zip(targets, group.iterrows()):
+        names = [f"{stem}_{int(v)}" for v in group["variant"]]
+        targets = [[out_dir / f"{n}_c{c}.png" for c in range(3)] if stacked else [out_dir / f"{n}.png"] for n in names]
+        if not all(t.is_file() for files in targets for t in files):
+            image = load(source)
+            if not stacked:
+                image = image[..., 0]  # gray, replicated again by the pipeline when channels: 3
+            for files, (_, row) in zip(targets, group.iterrows()):
                 params = AffineParams(**{f: row[f] for f in AffineParams.__dataclass_fields__})
-                write_png16(target, apply_params(image[..., 0] if image.shape[-1] == 1 else image, params))
-        outputs += [str(t) for t in targets]
+                variant = apply_params(image, params)
+                for c, target in enumerate(files):
+                    write_png16(target, variant[..., c] if stacked else variant)
+        for files in targets:
+            outputs.append(str(files[len(files) // 2]))
+            neighbours.append((str(files[0]), str(files[-1])))
     plan["path"] = outputs
-    for column in [c for c in rows.columns if c != "path"]:
+    if stacked:
+        plan["prev_path"] = [n[0] for n in neighbours]
+        plan["next_path"] = [n[1] for n in neighbours]
+    skip = {"path", "prev_path", "next_path", *BOX_COLUMNS}  # boxes were cropped before amplifying
+    for column in [c for c in rows.columns if c not in skip]:
         plan[column] = by_path.loc[plan["source"], column].to_numpy()
     atomic_write_text(out_dir / "amplified.csv", plan.to_csv(index=False))
     return plan
+
+
+def preview_tiles(path: str, augment_cfg, geometry, n: int, seed: int) -> tuple[list[np.ndarray], list[str], str]:
+    """``n`` augmented versions of one image as a recipe would make them: (tiles, captions, kind).
+
+    Offline amplification (``factor > 1``): the image's amplification plan, its first ``factor``
+    tiles exactly the variants training writes for this file; further tiles are extra draws.
+    Otherwise the online layers, applied to ``n`` copies of the image (one batch).
+    """
+    from ..errors import UserError
+    from .pipeline import load_resized
+
+    image = load_resized(str(path), geometry)
+    centre = image.shape[-1] // 2  # gray, or the centre slice of a slice-and-neighbours stack
+    offline = augment_cfg.offline
+    if offline.factor > 1:
+        plan = amplification_plan([str(path)], n, offline, seed)
+        tiles, captions = [], []
+        for _, row in plan.iterrows():
+            params = AffineParams(**{f: row[f] for f in AffineParams.__dataclass_fields__})
+            tiles.append(apply_params(image[..., centre], params))
+            extra = " (extra)" if row["variant"] >= offline.factor else ""
+            captions.append(f"#{int(row['variant'])}{extra} {'flip ' if params.flip else ''}"
+                            f"rot {params.rotation:+.0f}\nshift {params.shift_x:+.2f},{params.shift_y:+.2f} "
+                            f"shear {params.shear:+.2f}\nzoom {params.zoom_x:.2f},{params.zoom_y:.2f}")
+        return tiles, captions, f"offline x{offline.factor}"
+    from .online import online_augmentation
+
+    layer = online_augmentation(augment_cfg.online, seed)
+    if layer is None:
+        raise UserError("recipe: no augmentation to preview (augment.offline.factor is 1 and augment.online is off)")
+    batch = np.asarray(layer(np.repeat(image[None], n, axis=0), training=True))
+    return [b[..., centre] for b in batch], [f"online draw {k}" for k in range(n)], "online"
+
+
+def write_preview_grid(tiles: list[np.ndarray], captions: list[str], title: str, out: Path) -> Path:
+    """A grid of gray tiles with captions, written atomically as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_save_figure
+
+    columns = int(np.ceil(np.sqrt(len(tiles))))
+    rows = int(np.ceil(len(tiles) / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.7 * rows + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, tile, caption in zip(axes.ravel(), tiles, captions):
+        ax.imshow(tile, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(caption, fontsize=6.5)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    try:
+        return atomic_save_figure(fig, out)
+    finally:
+        plt.close(fig)

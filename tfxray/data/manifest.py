@@ -110,9 +110,20 @@ def _validate(table: pd.DataFrame, base: Path, source: Path, classes: list[str] 
         ordered = (coords.x2 > coords.x1) & (coords.y2 > coords.y1) & (coords >= 0).all(axis=1)
         for i in np.flatnonzero(given & ~(complete & ordered)):
             problems.append(f"{row_name(i)}: bad box {tuple(table[list(BOX_COLUMNS)].iloc[i])} (need 0 <= x1 < x2, y1 < y2)")
+    if "slice_index" in table.columns:  # the order of slices in a series (CT neighbours)
+        position = pd.to_numeric(table["slice_index"], errors="coerce")
+        for i in np.flatnonzero(position.isna() & table["slice_index"].notna()):
+            problems.append(f"{row_name(i)}: slice_index {table['slice_index'].iat[i]!r} is not a number")
+        if "series_id" in table.columns:
+            slices = table.assign(_position=position).dropna(subset=["series_id", "_position"])
+            slices = slices.drop_duplicates("path")
+            clash = slices.duplicated(["series_id", "_position"], keep="first")
+            for i in slices.index[clash]:
+                problems.append(f"{row_name(i)}: series {table['series_id'].iat[i]} already has a slice "
+                                f"{position.iat[i]:g}")
     # The same image must not carry two labels or two patients.
     per_image = table.groupby("path")
-    for column in ("label", "patient_id", "split", "fold"):
+    for column in ("label", "patient_id", "split", "fold", "series_id", "slice_index"):
         if column in table.columns:
             conflicting = per_image[column].nunique(dropna=False) > 1
             for path in conflicting[conflicting].index:

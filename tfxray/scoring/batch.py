@@ -25,7 +25,7 @@ from ..errors import UserError
 from ..images import sniff
 from ..io import atomic_write_text
 from ..models.bundle import load_bundle
-from .predict import geometry_of, score_columns
+from .predict import geometry_of, needs_manifest, score_columns
 
 ID_COLUMNS = ("patient_id", "study_id")
 AGGREGATES = ("max", "mean", "noisy-or")
@@ -121,6 +121,9 @@ def score_folder(
     if out_csv.exists() and not resume:
         raise UserError(f"{out_csv}: already exists (use --resume to continue it, or choose another --out)")
     bundle = load_bundle(run_dir)
+    if needs_manifest(bundle):
+        raise UserError(f"{run_dir}: this model reads a region of interest and neighbouring slices, which a folder "
+                        "does not give; score it from a manifest: tfxray evaluate RUN_DIR --data MANIFEST")
     classes = bundle.meta.classes
     columns = score_columns(classes)
     header = ["path", "sop_instance_uid", "patient_id", "study_id", "frame", *columns, "call", "status", "error"]

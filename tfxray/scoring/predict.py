@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..data.manifest import load_manifest
 from ..data.pipeline import ImageGeometry, inference_dataset
-from ..errors import RunError
+from ..errors import RunError, UserError
 from ..models.bundle import Bundle, load_bundle
 
 
@@ -22,11 +22,29 @@ def score_columns(classes: list[str]) -> list[str]:
     return ["score"] if len(classes) == 2 else [f"score_{c}" for c in classes]
 
 
-def predict_paths(bundle: Bundle, paths: list[str], batch_size: int = 32, progress: bool = False):
-    """(scores array (n, k), error message per path: '' when the file was scored)."""
+def needs_manifest(bundle: Bundle) -> bool:
+    """A CT model's input is a box's region and the slice's neighbours: only a manifest gives them."""
+    return bool(bundle.meta.roi or bundle.meta.neighbours)
+
+
+def predict_paths(bundle: Bundle, paths: list[str], batch_size: int = 32, progress: bool = False, manifest=None):
+    """(scores array (n, k), error message per path: '' when the file was scored).
+
+    Models trained on CT inputs (ROI, neighbour slices) need ``manifest`` (boxes, series).
+    """
     from tqdm import tqdm
 
-    dataset = inference_dataset(paths, geometry_of(bundle), batch_size)
+    if needs_manifest(bundle):
+        from ..data.ct import ct_rows, roi_dataset
+
+        if manifest is None:
+            raise UserError("this model reads a region of interest and neighbouring slices: score it from a "
+                            "manifest with boxes and series (tfxray evaluate RUN_DIR --data MANIFEST)")
+        rows = ct_rows(manifest.images, manifest.boxes, roi=bundle.meta.roi, neighbours=bundle.meta.neighbours,
+                       paths=paths)
+        dataset = roi_dataset(rows, bundle.meta.input_size, None, batch_size=batch_size, channels=bundle.meta.channels)
+    else:
+        dataset = inference_dataset(paths, geometry_of(bundle), batch_size)
     scores, errors = [], []
     with tqdm(total=len(paths), unit="img", desc="scoring", disable=not progress) as bar:
         for images, messages, _ in dataset:
@@ -42,7 +60,7 @@ def predict_manifest(run_dir: str | Path, manifest_path: str | Path, batch_size:
     bundle = load_bundle(run_dir)
     manifest = load_manifest(manifest_path, classes=bundle.meta.classes)
     images = manifest.images
-    scores, errors = predict_paths(bundle, images["path"].tolist(), batch_size, progress=progress)
+    scores, errors = predict_paths(bundle, images["path"].tolist(), batch_size, progress=progress, manifest=manifest)
     failed = [(p, e) for p, e in zip(images["path"], errors) if e]
     if failed:
         path, error = failed[0]

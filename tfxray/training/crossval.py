@@ -73,7 +73,7 @@ def cross_validate(
             fold_manifest = Manifest(manifest.images.assign(split=split), manifest.boxes, manifest.classes, manifest.source)
             train(recipe, fold_manifest, fold_dir, resume=(fold_dir / "split.csv").is_file(), verbose=verbose)
         bundle = load_bundle(fold_dir)
-        scores, errors = predict_paths(bundle, table.loc[held_out, "path"].tolist())
+        scores, errors = predict_paths(bundle, table.loc[held_out, "path"].tolist(), manifest=manifest)
         part = table[held_out].copy()
         if scores.shape[1] == 1:
             part["score"] = scores[:, 0]

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..config import Recipe, save_recipe
 from ..data.manifest import Manifest
+from ..data.online import online_augmentation
 from ..data.pipeline import ImageGeometry, training_dataset
 from ..data.splits import check_user_split, holdout_assignments
 from ..errors import RunError, UserError
@@ -173,8 +174,17 @@ def train(
     if recipe.augment.offline.factor > 1:  # the training split only; validation and test stay as they are
         from ..data.augment import amplify_offline
 
+        load = None
+        if recipe.data.roi or recipe.data.neighbours:  # CT: amplify the cropped slice-and-neighbours input
+            from ..data.ct import ct_loader, ct_rows
+
+            rows = ct_rows(manifest.images, manifest.boxes, roi=recipe.data.roi, neighbours=recipe.data.neighbours,
+                           paths=train_rows["path"].tolist())
+            train_rows = rows.assign(**{c: train_rows[c].to_numpy() for c in train_rows.columns if c not in rows})
+            load = ct_loader(rows, geometry.size, geometry.channels)
         train_rows = amplify_offline(
-            train_rows, geometry, recipe.augment.offline, recipe.train.seed, run_dir / AMPLIFIED_DIR, progress=verbose > 0
+            train_rows, geometry, recipe.augment.offline, recipe.train.seed, run_dir / AMPLIFIED_DIR,
+            progress=verbose > 0, load=load,
         )
         if verbose:
             print(f"offline amplification: {train_rows['source'].nunique()} training images -> {len(train_rows)}")
@@ -201,7 +211,7 @@ def train(
         steps_per_epoch = min(steps_per_epoch, recipe.train.iterations)
         epochs = math.ceil(recipe.train.iterations / steps_per_epoch)
 
-    augment = _online_augmentation(recipe)
+    augment = online_augmentation(recipe.augment.online, recipe.train.seed)
     with strategy.scope():
         model = _build_model(recipe, geometry, mean, std)
     _synchronize_batchnorm(model, replicas > 1)
@@ -217,6 +227,29 @@ def train(
         print("feature cache off: online augmentation changes the backbone's input every epoch")
 
     train_paths, val_paths = train_rows["path"].tolist(), val_rows["path"].tolist()
+    balanced = recipe.data.class_balance == "balanced"  # an endless stream: fit needs steps_per_epoch
+    ct_inputs = recipe.data.roi or recipe.data.neighbours
+    if ct_inputs and use_cache:
+        use_cache = False
+        if verbose:
+            print("feature cache off: CT inputs are built from several slices and a box")
+
+    def labelled(paths, labels, *, shuffle, seed, train_side):
+        options = dict(batch_size=batch, shuffle=shuffle, seed=seed)
+        if train_side:
+            options.update(augment=augment, sample_weights=sample_weights, repeat=budget_in_steps, balanced=balanced)
+        if ct_inputs:
+            from ..data.ct import ct_rows, roi_dataset
+
+            source = train_rows if train_side else val_rows
+            if "prev_path" in source.columns:  # offline-amplified CT rows: already cropped, three slices
+                rows = source.set_index("path", drop=False).loc[paths].reset_index(drop=True)
+            else:
+                rows = ct_rows(manifest.images, manifest.boxes, roi=recipe.data.roi, neighbours=recipe.data.neighbours,
+                               paths=paths)
+            return roi_dataset(rows, geometry.size, labels, channels=geometry.channels, **options)
+        return training_dataset(paths, labels, geometry, **options)
+
     if use_cache:
         from .features import cached_features, head_model
 
@@ -236,13 +269,8 @@ def train(
         val_data = _feature_dataset(x_val, y_val, None, batch, 0, shuffle=False) if x_val is not None else None
     else:
         fit_model = model
-        train_data = training_dataset(
-            train_paths, y_train, geometry, batch_size=batch, shuffle=True,
-            seed=recipe.train.seed, augment=augment, sample_weights=sample_weights, repeat=budget_in_steps,
-        )
-        val_data = None
-        if val_paths:
-            val_data = training_dataset(val_paths, y_val, geometry, batch_size=batch, shuffle=False, seed=0)
+        train_data = labelled(train_paths, y_train, shuffle=True, seed=recipe.train.seed, train_side=True)
+        val_data = labelled(val_paths, y_val, shuffle=False, seed=0, train_side=False) if val_paths else None
 
     loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
     metrics = (lambda: [keras.metrics.AUC(name="auc")]) if binary else (lambda: ["accuracy"])
@@ -253,7 +281,7 @@ def train(
         model.load_weights(phase_one_done)
     else:
         _fit(fit_model, train_data, val_data, recipe, run_dir, CHECKPOINT_DIR, epochs, 0, verbose,
-             steps_per_epoch if budget_in_steps else None)
+             steps_per_epoch if (budget_in_steps or (balanced and not use_cache)) else None)
 
     finetune = recipe.train.finetune_epochs
     if finetune > 0:
@@ -266,17 +294,15 @@ def train(
                   f"at lr x {recipe.train.finetune_lr_factor}")
             print(format_parameter_table(parameter_table(model, recipe.model.backbone)))
         fit_model = model
-        train_data = training_dataset(
-            train_paths, y_train, geometry, batch_size=batch, shuffle=True,
-            seed=recipe.train.seed + 1, augment=augment, sample_weights=sample_weights,
-        )
-        val_data = training_dataset(val_paths, y_val, geometry, batch_size=batch, shuffle=False, seed=0) if val_paths else None
+        train_data = labelled(train_paths, y_train, shuffle=True, seed=recipe.train.seed + 1, train_side=True)
+        val_data = labelled(val_paths, y_val, shuffle=False, seed=0, train_side=False) if val_paths else None
         with strategy.scope():
             model.compile(
                 optimizer=_optimizer(recipe, steps_per_epoch * finetune, lr_scale * recipe.train.finetune_lr_factor),
                 loss=loss, metrics=metrics(),
             )
-        _fit(model, train_data, val_data, recipe, run_dir, CHECKPOINT_DIR + "-finetune", epochs + finetune, epochs, verbose)
+        _fit(model, train_data, val_data, recipe, run_dir, CHECKPOINT_DIR + "-finetune", epochs + finetune, epochs, verbose,
+             steps_per_epoch if (budget_in_steps or balanced) else None)
 
     threshold, rule = 0.5, "fixed 0.5 (no validation split)"
     if val_data is not None and binary:
@@ -342,30 +368,3 @@ def _feature_dataset(features, labels, weights, batch_size: int, seed: int, shuf
     if repeat:
         ds = ds.repeat()
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def _online_augmentation(recipe: Recipe):
-    """Keras 3 preprocessing layers drawing new random transforms each batch (seeded)."""
-    online = recipe.augment.online
-    if not online.enabled:
-        return None
-    import keras
-    from keras import layers
-
-    seed = recipe.train.seed
-    steps = []
-    if online.flip:
-        steps.append(layers.RandomFlip("horizontal", seed=seed))
-    if online.rotation:
-        steps.append(layers.RandomRotation(online.rotation / 360.0, fill_mode="constant", seed=seed))
-    if online.translate:
-        steps.append(layers.RandomTranslation(online.translate, online.translate, fill_mode="constant", seed=seed))
-    if online.zoom:
-        steps.append(layers.RandomZoom(online.zoom, fill_mode="constant", seed=seed))
-    if online.shear:
-        steps.append(layers.RandomShear(online.shear, online.shear, fill_mode="constant", seed=seed))
-    if online.brightness:
-        steps.append(layers.RandomBrightness(online.brightness, value_range=(0, 1), seed=seed))
-    if online.contrast:
-        steps.append(layers.RandomContrast(online.contrast, seed=seed))
-    return keras.Sequential(steps, name="online_augmentation") if steps else None
