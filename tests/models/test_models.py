@@ -99,6 +99,7 @@ def test_parameter_table_counts_add_up():
     [
         ("unit", lambda x: x),
         ("tf", lambda x: x * 2 - 1),
+        ("x255", lambda x: x * 255),
         ("torch", lambda x: (x - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])),
         ("caffe", lambda x: x[..., ::-1] * 255 - np.array([103.939, 116.779, 123.68])),
         ("dataset", lambda x: (x - 0.3) / 0.2),

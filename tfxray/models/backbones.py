@@ -123,6 +123,33 @@ BACKBONES: dict[str, BackboneSpec] = {
         gradcam_layer="conv5_block3_out",
         imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
     ),
+    "densenet121": BackboneSpec(
+        _keras_application("DenseNet121"),
+        default_size=224,
+        preprocessing="torch",
+        stages=(("stem", "pool1"), ("stage1", "pool2_pool"), ("stage2", "pool3_pool"), ("stage3", "pool4_pool"),
+                ("stage4", "relu")),
+        gradcam_layer="relu",
+        imagenet_file="densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    "mobilenet_v2": BackboneSpec(
+        _keras_application("MobileNetV2"),
+        default_size=224,
+        preprocessing="tf",
+        stages=(("stem", "expanded_conv_project_BN"), ("stage1", "block_2_add"), ("stage2", "block_5_add"),
+                ("stage3", "block_12_add"), ("stage4", "out_relu")),
+        gradcam_layer="out_relu",
+        imagenet_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+    ),
+    "efficientnet_b0": BackboneSpec(
+        _keras_application("EfficientNetB0"),
+        default_size=224,
+        preprocessing="x255",  # Keras' EfficientNet rescales and normalises 0-255 input itself
+        stages=(("stem", "stem_activation"), ("stage1", "block2b_add"), ("stage2", "block3b_add"),
+                ("stage3", "block5c_add"), ("stage4", "top_activation")),
+        gradcam_layer="top_activation",
+        imagenet_file="efficientnetb0_notop.h5",
+    ),
     # ImageNet weights for ResNeXt come from torchvision: `tfxray weights convert` (preprocessing 'torch').
     "resnext50_32x4d": BackboneSpec(
         _resnext("resnext50_32x4d"),

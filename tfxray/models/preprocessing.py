@@ -15,14 +15,14 @@ IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
-MODES = ("unit", "tf", "torch", "caffe", "dataset", "per_image")
+MODES = ("unit", "x255", "tf", "torch", "caffe", "dataset", "per_image")
 
 
 @keras.saving.register_keras_serializable(package="tfxray")
 class RadiographPreprocessing(keras.layers.Layer):
     """[0, 1] gray (or 3-channel) pixels -> what the backbone expects.
 
-    mode: unit (identity) | tf ([-1, 1]) | torch (ImageNet mean/std) | caffe (BGR, mean
+    mode: unit (identity) | x255 (0-255, for backbones that normalise inside) | tf ([-1, 1]) | torch (ImageNet mean/std) | caffe (BGR, mean
     subtracted, 0-255) | dataset (mean/std of the training split) | per_image (z-score).
     """
 
@@ -38,6 +38,8 @@ class RadiographPreprocessing(keras.layers.Layer):
             x = ops.concatenate([x, x, x], axis=-1)
         if self.mode == "tf":
             return x * 2.0 - 1.0
+        if self.mode == "x255":
+            return x * 255.0
         if self.mode == "torch":
             return (x - ops.convert_to_tensor(IMAGENET_MEAN_RGB)) / ops.convert_to_tensor(IMAGENET_STD_RGB)
         if self.mode == "caffe":
