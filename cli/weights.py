@@ -9,12 +9,62 @@ import click
 
 @click.group("weights")
 def weights():
-    """Convert torchvision ImageNet weights for the ResNeXt backbones.
+    """ImageNet weights on offline machines: list, locate, import, convert.
 
     \b
     Example:
+      tfxray weights list
+      tfxray weights import resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5
       tfxray weights convert resnext50_32x4d resnext50_32x4d.npz --out resnext50_32x4d.weights.h5
     """
+
+
+@weights.command("list")
+def list_weights():
+    """Each backbone's ImageNet file and whether Keras' cache has it.
+
+    \b
+    Example:
+      tfxray weights list
+    """
+    from tfxray.models.weights import imagenet_files, keras_cache_dir
+
+    click.echo(f"Keras looks in {keras_cache_dir()}")
+    for row in imagenet_files():
+        mark = "present" if row["present"] else "missing"
+        click.echo(f"{row['backbone']:<20}{mark:<9}{row['file']}")
+
+
+@weights.command("path")
+@click.argument("backbone")
+def path(backbone: str):
+    """Where Keras looks for BACKBONE's ImageNet file.
+
+    \b
+    Example:
+      tfxray weights path inception_v3
+    """
+    from tfxray.models.backbones import get_spec
+    from tfxray.models.weights import keras_cache_dir
+
+    spec = get_spec(backbone)
+    if not spec.imagenet_file:
+        raise click.UsageError(f"{backbone} has no Keras ImageNet file (see 'tfxray weights convert')")
+    click.echo(keras_cache_dir() / spec.imagenet_file)
+
+
+@weights.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_file(file: Path):
+    """Copy an ImageNet file obtained elsewhere into Keras' cache, after checking its hash.
+
+    \b
+    Example:
+      tfxray weights import ~/Downloads/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5
+    """
+    from tfxray.models.weights import import_imagenet_file
+
+    click.echo(f"imported: {import_imagenet_file(file)}")
 
 
 @weights.command("convert")

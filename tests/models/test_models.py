@@ -145,5 +145,5 @@ def test_imagenet_offline_message(monkeypatch):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: Temporary failure in name resolution")
 
     monkeypatch.setattr(keras.applications, "ResNet50", offline)
-    with pytest.raises(UserError, match=r"resnet50_weights_tf_dim_ordering_tf_kernels_notop\.h5.*~/\.keras/models"):
+    with pytest.raises(UserError, match=r"resnet50_weights_tf_dim_ordering_tf_kernels_notop\.h5.*tfxray weights import"):
         build_backbone("resnet50", (32, 32, 3), weights="imagenet")

@@ -26,6 +26,7 @@ class BackboneSpec:
     gradcam_layer: str  # the last convolutional block: Grad-CAM's default target
     min_size: int = 32
     imagenet_file: str | None = None  # file name in Keras' cache (~/.keras/models)
+    imagenet_md5: str | None = None  # the hash Keras checks the download against, when it declares one
     torchvision_name: str | None = None  # ImageNet weights converted from torchvision instead
 
     @property
@@ -114,6 +115,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         gradcam_layer="mixed10",
         min_size=75,
         imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        imagenet_md5="bcbd6486424b2319ff4ef7d526e38f63",
     ),
     "resnet50": BackboneSpec(
         _keras_application("ResNet50"),
@@ -122,6 +124,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         stages=RESNET_STAGES,
         gradcam_layer="conv5_block3_out",
         imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        imagenet_md5="4d473c1dd8becc155b73f8504c6f6626",
     ),
     "densenet121": BackboneSpec(
         _keras_application("DenseNet121"),
@@ -131,6 +134,7 @@ BACKBONES: dict[str, BackboneSpec] = {
                 ("stage4", "relu")),
         gradcam_layer="relu",
         imagenet_file="densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        imagenet_md5="30ee3e1110167f948a6b9946edeeb738",
     ),
     "mobilenet_v2": BackboneSpec(
         _keras_application("MobileNetV2"),
@@ -149,6 +153,7 @@ BACKBONES: dict[str, BackboneSpec] = {
                 ("stage3", "block5c_add"), ("stage4", "top_activation")),
         gradcam_layer="top_activation",
         imagenet_file="efficientnetb0_notop.h5",
+        imagenet_md5="50bc09e76180e00e4465e1a485ddc09d",
     ),
     # ImageNet weights for ResNeXt come from torchvision: `tfxray weights convert` (preprocessing 'torch').
     "resnext50_32x4d": BackboneSpec(
@@ -210,8 +215,8 @@ def build_backbone_output(name: str, input_tensor, weights: str | None = None):
             raise UserError(
                 f"model.weights: ImageNet weights for {name} could not be downloaded ({type(exc).__name__}); "
                 f"on a machine with a network fetch {spec.imagenet_file} from "
-                f"https://storage.googleapis.com/tensorflow/keras-applications/ and copy it to "
-                f"~/.keras/models/{spec.imagenet_file} (or set KERAS_HOME)"
+                f"https://storage.googleapis.com/tensorflow/keras-applications/ and put it in place with "
+                f"'tfxray weights import {spec.imagenet_file}' (see 'tfxray weights list')"
             ) from None
         raise
 

@@ -105,3 +105,54 @@ def _take(state: dict, key: str, used: set, missing: list):
         return None
     used.add(key)
     return state[key]
+
+
+# --------------------------------------------------------------------------- Keras' ImageNet cache
+
+
+def keras_cache_dir() -> Path:
+    """Where ``keras.utils.get_file(..., cache_subdir="models")`` looks: $KERAS_HOME/models or ~/.keras/models."""
+    import os
+
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models"
+
+
+def imagenet_files() -> list[dict]:
+    """Each registered backbone's ImageNet file, where Keras looks for it, and whether it is there."""
+    from .backbones import BACKBONES
+
+    rows = []
+    for name, spec in sorted(BACKBONES.items()):
+        if spec.imagenet_file:
+            path = keras_cache_dir() / spec.imagenet_file
+            rows.append({"backbone": name, "file": spec.imagenet_file, "path": str(path), "present": path.is_file()})
+        elif spec.torchvision_name:
+            rows.append({"backbone": name, "file": "(torchvision: tfxray weights convert)", "path": "", "present": False})
+    return rows
+
+
+def import_imagenet_file(source: str | Path) -> Path:
+    """Copy a file fetched elsewhere into Keras' cache after checking its name and hash."""
+    import hashlib
+    import shutil
+
+    from .backbones import BACKBONES
+
+    source = Path(source)
+    if not source.is_file():
+        raise UserError(f"{source}: file not found")
+    specs = {spec.imagenet_file: spec for spec in BACKBONES.values() if spec.imagenet_file}
+    spec = specs.get(source.name)
+    if spec is None:
+        raise UserError(f"{source}: not a file tfxray knows (expected one of: {', '.join(sorted(specs))})")
+    if spec.imagenet_md5:
+        digest = hashlib.md5()
+        with open(source, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        if digest.hexdigest() != spec.imagenet_md5:
+            raise UserError(f"{source}: md5 {digest.hexdigest()} does not match Keras' {spec.imagenet_md5} (corrupt or wrong file)")
+    target = keras_cache_dir() / source.name
+    with atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+    return target
