@@ -20,19 +20,24 @@ def weights():
 
 
 @weights.command("list")
-def list_weights():
-    """Each backbone's ImageNet file and whether Keras' cache has it.
+@click.option("--urls", is_flag=True, help="Also print where to download each missing file.")
+def list_weights(urls: bool):
+    """Each backbone's ImageNet file and whether Keras' cache has it (hash checked).
 
     \b
+    status: present | missing | corrupt (hash differs; Keras would download it again) |
+            convert (torchvision weights: tfxray weights convert) | none (no ImageNet weights)
+    \b
     Example:
-      tfxray weights list
+      tfxray weights list --urls
     """
     from tfxray.models.weights import imagenet_files, keras_cache_dir
 
     click.echo(f"Keras looks in {keras_cache_dir()}")
     for row in imagenet_files():
-        mark = "present" if row["present"] else "missing"
-        click.echo(f"{row['backbone']:<20}{mark:<9}{row['file']}")
+        click.echo(f"{row['backbone']:<20}{row['status']:<9}{row['file'] or '-'}")
+        if urls and row["url"] and row["status"] != "present":
+            click.echo(f"{'':<29}{row['url']}")
 
 
 @weights.command("path")
@@ -44,19 +49,18 @@ def path(backbone: str):
     Example:
       tfxray weights path inception_v3
     """
-    from tfxray.models.backbones import get_spec
-    from tfxray.models.weights import keras_cache_dir
+    from tfxray.models.weights import imagenet_file_path
 
-    spec = get_spec(backbone)
-    if not spec.imagenet_file:
-        raise click.UsageError(f"{backbone} has no Keras ImageNet file (see 'tfxray weights convert')")
-    click.echo(keras_cache_dir() / spec.imagenet_file)
+    click.echo(imagenet_file_path(backbone))
 
 
 @weights.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_file(file: Path):
     """Copy an ImageNet file obtained elsewhere into Keras' cache, after checking its hash.
+
+    FILE keeps the name Keras gave it ('tfxray weights list' shows them); its hash is
+    checked against the one Keras declares, or, where Keras declares none, that it is HDF5.
 
     \b
     Example:

@@ -88,9 +88,18 @@ def test_convert_torchvision_state_dict_numerically(tmp_path):
     actual = np.asarray(layer(np.pad(y, ((1, 1), (1, 1), (0, 0)))[None]))[0]
     np.testing.assert_allclose(actual, expected, atol=1e-4)
 
+    # the strided grouped 3x3 opening stage 2 (v1.5: stride 2 on the 3x3), through the model's own padding
+    z = rng.standard_normal((9, 9, 256)).astype(np.float32)  # odd size: asymmetric padding would show
+    padded = converted.get_layer("layer2_0_conv2_pad")(z[None])
+    actual = np.asarray(converted.get_layer("layer2_0_conv2")(padded))[0]
+    expected = numpy_conv(z, state["layer2.0.conv2.weight"], 2, 1, groups=32)
+    assert actual.shape == expected.shape == (5, 5, 256)
+    np.testing.assert_allclose(actual, expected, atol=1e-4)
+
     bn = converted.get_layer("layer3_5_bn2")
     gamma, beta, mean, var = bn.get_weights()
     np.testing.assert_array_equal(gamma, state["layer3.5.bn2.weight"])
+    np.testing.assert_array_equal(beta, state["layer3.5.bn2.bias"])
     np.testing.assert_array_equal(mean, state["layer3.5.bn2.running_mean"])
     np.testing.assert_array_equal(var, state["layer3.5.bn2.running_var"])
     down = converted.get_layer("layer2_0_downsample_0").kernel.numpy()

@@ -28,6 +28,7 @@ class BackboneSpec:
     imagenet_file: str | None = None  # file name in Keras' cache (~/.keras/models)
     imagenet_md5: str | None = None  # the hash Keras checks the download against, when it declares one
     torchvision_name: str | None = None  # ImageNet weights converted from torchvision instead
+    imagenet_url: str | None = None  # where Keras downloads imagenet_file from (to fetch it by hand)
 
     @property
     def stage_names(self) -> list[str]:
@@ -89,6 +90,8 @@ def _resnext(variant: str) -> Callable:
 
 
 RESNEXT50_BLOCKS, RESNEXT101_BLOCKS = (3, 4, 6, 3), (3, 4, 23, 3)
+# Where keras.applications downloads its ImageNet files (EfficientNet's live under keras-applications/)
+KERAS_APPLICATIONS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 BACKBONES: dict[str, BackboneSpec] = {
     "tiny_cnn": BackboneSpec(
@@ -116,6 +119,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         min_size=75,
         imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
         imagenet_md5="bcbd6486424b2319ff4ef7d526e38f63",
+        imagenet_url=f"{KERAS_APPLICATIONS_URL}inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
     ),
     "resnet50": BackboneSpec(
         _keras_application("ResNet50"),
@@ -125,6 +129,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         gradcam_layer="conv5_block3_out",
         imagenet_file="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
         imagenet_md5="4d473c1dd8becc155b73f8504c6f6626",
+        imagenet_url=f"{KERAS_APPLICATIONS_URL}resnet/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
     ),
     "densenet121": BackboneSpec(
         _keras_application("DenseNet121"),
@@ -135,6 +140,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         gradcam_layer="relu",
         imagenet_file="densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
         imagenet_md5="30ee3e1110167f948a6b9946edeeb738",
+        imagenet_url=f"{KERAS_APPLICATIONS_URL}densenet/densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
     ),
     "mobilenet_v2": BackboneSpec(
         _keras_application("MobileNetV2"),
@@ -144,6 +150,7 @@ BACKBONES: dict[str, BackboneSpec] = {
                 ("stage3", "block_12_add"), ("stage4", "out_relu")),
         gradcam_layer="out_relu",
         imagenet_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+        imagenet_url=f"{KERAS_APPLICATIONS_URL}mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
     ),
     "efficientnet_b0": BackboneSpec(
         _keras_application("EfficientNetB0"),
@@ -154,6 +161,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         gradcam_layer="top_activation",
         imagenet_file="efficientnetb0_notop.h5",
         imagenet_md5="50bc09e76180e00e4465e1a485ddc09d",
+        imagenet_url="https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
     ),
     # ImageNet weights for ResNeXt come from torchvision: `tfxray weights convert` (preprocessing 'torch').
     "resnext50_32x4d": BackboneSpec(
@@ -214,9 +222,9 @@ def build_backbone_output(name: str, input_tensor, weights: str | None = None):
         if keras_weights == "imagenet" and _looks_like_network_error(exc):
             raise UserError(
                 f"model.weights: ImageNet weights for {name} could not be downloaded ({type(exc).__name__}); "
-                f"on a machine with a network fetch {spec.imagenet_file} from "
-                f"https://storage.googleapis.com/tensorflow/keras-applications/ and put it in place with "
-                f"'tfxray weights import {spec.imagenet_file}' (see 'tfxray weights list')"
+                f"on a machine with a network fetch {spec.imagenet_url or spec.imagenet_file}, bring it here and run "
+                f"'tfxray weights import {spec.imagenet_file}' (checks its hash and copies it into Keras' cache; "
+                f"see 'tfxray weights list')"
             ) from None
         raise
 

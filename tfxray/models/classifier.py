@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .backbones import build_backbone_output, get_spec, resolve_weights
-from .freeze import PREPROCESSING_LAYER, apply_freeze
+from .freeze import PREPROCESSING_LAYER, apply_freeze, backbone_layers
 from .preprocessing import RadiographPreprocessing
 
 
@@ -63,6 +63,8 @@ def _load_backbone_weights(model, backbone: str, path: str) -> None:
         source.load_weights(path)
     except Exception as exc:  # a wrong or corrupt file: one line for the user
         raise UserError(f"model.weights: {path}: could not be loaded ({str(exc).splitlines()[0]})") from None
-    for layer in source.layers:
-        if layer.weights:
-            model.get_layer(layer.name).set_weights(layer.get_weights())
+    # Pair the weighted layers in graph order (as Keras' weights files do), not by name: names Keras
+    # generates (EfficientNet's "normalization_3") differ between two builds of one backbone.
+    sources = [layer for layer in source.layers if layer.weights]
+    for source_layer, target_layer in zip(sources, backbone_layers(model), strict=True):
+        target_layer.set_weights(source_layer.get_weights())

@@ -46,7 +46,7 @@ def resnet_features(input_tensor, *, layers_per_stage=(3, 4, 6, 3), cardinality=
     from keras import layers
 
     x = _conv_bn(input_tensor, 64, 7, 2, "conv1")
-    x = layers.ZeroPadding2D(1, name="maxpool_pad")(x)
+    x = layers.ZeroPadding2D(1, name="maxpool_pad")(x)  # torch pads with -inf; after ReLU, zeros are the same
     x = layers.MaxPooling2D(3, strides=2, name="maxpool")(x)
     in_channels = 64
     for stage, (blocks, planes) in enumerate(zip(layers_per_stage, (64, 128, 256, 512)), start=1):

@@ -109,31 +109,91 @@ def _take(state: dict, key: str, used: set, missing: list):
 
 # --------------------------------------------------------------------------- Keras' ImageNet cache
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
 
 def keras_cache_dir() -> Path:
-    """Where ``keras.utils.get_file(..., cache_subdir="models")`` looks: $KERAS_HOME/models or ~/.keras/models."""
+    """Where ``keras.utils.get_file(..., cache_subdir="models")`` keeps the ImageNet files.
+
+    Resolved as Keras does: ``$KERAS_HOME``, else ``~/.keras`` (``/tmp/.keras`` when the home
+    folder is not writable), and ``/tmp/.keras`` when that folder cannot be written or created.
+    Keras reads KERAS_HOME once, at import, so this is where a fresh tfxray process looks.
+    """
+    import os
+    import tempfile
+
+    if "KERAS_HOME" in os.environ:
+        home = os.environ["KERAS_HOME"]
+    else:
+        user_home = os.path.expanduser("~")
+        home = os.path.join(user_home if os.access(user_home, os.W_OK) else "/tmp", ".keras")
+    home = os.path.expanduser(home)
+    if not _writable_or_creatable(Path(home)):
+        home = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras")
+    return Path(home) / "models"
+
+
+def _writable_or_creatable(folder: Path) -> bool:
     import os
 
-    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "models"
+    folder = folder.absolute()
+    while not folder.exists():  # Keras creates its home folder on import when it can
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK)
+
+
+def _hash_matches(path: Path, expected: str) -> tuple[bool, str]:
+    """Compare a file with a hash as Keras declares it (64 hex digits: sha256, else md5)."""
+    import hashlib
+
+    digest = hashlib.sha256() if len(expected) == 64 else hashlib.md5()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest() == expected, digest.hexdigest()
+
+
+def imagenet_file_path(backbone: str) -> Path:
+    """The file Keras opens for ``backbone``'s ImageNet weights (present or not)."""
+    spec = get_spec(backbone)
+    if spec.torchvision_name:
+        raise UserError(
+            f"weights path: {backbone} takes ImageNet weights converted from torchvision, not a Keras file "
+            f"(see 'tfxray weights convert --help')"
+        )
+    if not spec.imagenet_file:
+        raise UserError(f"weights path: {backbone} has no ImageNet weights")
+    return keras_cache_dir() / spec.imagenet_file
 
 
 def imagenet_files() -> list[dict]:
-    """Each registered backbone's ImageNet file, where Keras looks for it, and whether it is there."""
+    """Each registered backbone's ImageNet file, where Keras looks for it, and its state there.
+
+    status: present | missing | corrupt (hash differs: Keras would download it again) |
+    convert (torchvision weights, 'tfxray weights convert') | none (no ImageNet weights).
+    """
     from .backbones import BACKBONES
 
     rows = []
     for name, spec in sorted(BACKBONES.items()):
+        row = {"backbone": name, "file": spec.imagenet_file or "", "url": spec.imagenet_url or "", "path": "",
+               "present": False}
         if spec.imagenet_file:
             path = keras_cache_dir() / spec.imagenet_file
-            rows.append({"backbone": name, "file": spec.imagenet_file, "path": str(path), "present": path.is_file()})
+            row.update(path=str(path), present=path.is_file(), status="missing")
+            if row["present"]:
+                intact = not spec.imagenet_md5 or _hash_matches(path, spec.imagenet_md5)[0]
+                row["status"] = "present" if intact else "corrupt"
         elif spec.torchvision_name:
-            rows.append({"backbone": name, "file": "(torchvision: tfxray weights convert)", "path": "", "present": False})
+            row.update(file="(torchvision: tfxray weights convert)", status="convert")
+        else:
+            row["status"] = "none"
+        rows.append(row)
     return rows
 
 
 def import_imagenet_file(source: str | Path) -> Path:
-    """Copy a file fetched elsewhere into Keras' cache after checking its name and hash."""
-    import hashlib
+    """Copy an ImageNet file fetched elsewhere into Keras' cache after checking its name and hash."""
     import shutil
 
     from .backbones import BACKBONES
@@ -146,12 +206,15 @@ def import_imagenet_file(source: str | Path) -> Path:
     if spec is None:
         raise UserError(f"{source}: not a file tfxray knows (expected one of: {', '.join(sorted(specs))})")
     if spec.imagenet_md5:
-        digest = hashlib.md5()
+        intact, actual = _hash_matches(source, spec.imagenet_md5)
+        if not intact:
+            raise UserError(
+                f"{source}: hash {actual} does not match Keras' {spec.imagenet_md5} (incomplete download or another file)"
+            )
+    else:  # Keras declares no hash for this file: at least make sure it is HDF5
         with open(source, "rb") as handle:
-            while block := handle.read(1 << 20):
-                digest.update(block)
-        if digest.hexdigest() != spec.imagenet_md5:
-            raise UserError(f"{source}: md5 {digest.hexdigest()} does not match Keras' {spec.imagenet_md5} (corrupt or wrong file)")
+            if handle.read(len(HDF5_SIGNATURE)) != HDF5_SIGNATURE:
+                raise UserError(f"{source}: not an HDF5 weights file (incomplete download or another file)")
     target = keras_cache_dir() / source.name
     with atomic_path(target) as tmp:
         shutil.copyfile(source, tmp)
