@@ -3,16 +3,17 @@
 Same folder of 16-bit PNG phantoms (256 px), resized to 224 px, batch 32, the same random
 transforms (rotation 25 degrees, shifts 15%, shear 0.10, zoom 15%, horizontal flip):
 
-- tfxray: ``training_dataset`` (parallel decode, in-memory cache, shuffle, batch) with the
-  ``online_augmentation`` layers, as ``tfxray train`` runs it;
+- tfxray: ``training_dataset`` (parallel decode, in-memory cache, shuffle, batch, parallel
+  seeded augmentation) with the ``online_augmentation`` layer, as ``tfxray train`` runs it;
 - legacy: ``ImageDataGenerator.flow_from_dataframe`` on the manifest's paths, the usage a legacy
   user had for a folder of files, iterated as ``fit`` does with its defaults (one worker thread;
   keras.src.legacy.preprocessing.image, no longer public in Keras 3).
 
-Then one training epoch fed by the pipeline vs one fed from tensors already in memory (same
-model, batch and epochs; ``tiny_cnn`` at 128 px by default).
+Then one training epoch fed by the pipeline vs one fed from tensors already in memory: the same
+``tiny_cnn`` (same initial weights) at 128 px, batch 32, epochs interleaved across the feeds so
+that other load on a shared machine falls on all of them alike.
 
-    python benchmarks/input_pipeline.py [--n 400] [--epochs 5] [--train-epochs 3]
+    python benchmarks/input_pipeline.py [--n 400] [--epochs 5] [--train-epochs 4]
 
 Prints images per second of both (the first epoch, which decodes, and the later ones, which
 read tfxray's cache, apart), the epoch-time ratio, and as the last line
@@ -76,48 +77,49 @@ def legacy_throughput(frame, size, batch, epochs):
     return rates, first
 
 
-def epoch_times(paths, labels, size, batch, epochs, source, seed=0):
-    """Seconds per training epoch for ``source`` in (memory, pipeline, pipeline+augment)."""
+def training_feeds(paths, labels, size, batch, seed=0):
+    """name -> (model, fit arguments): the same tiny_cnn (same initial weights) fed four ways."""
     import keras
     import numpy as np
+    import tensorflow as tf
 
     from tfxray.config import OnlineAugmentConfig
     from tfxray.data.online import online_augmentation
     from tfxray.data.pipeline import ImageGeometry, load_resized, training_dataset
     from tfxray.models.classifier import build_classifier
 
-    keras.utils.set_random_seed(seed)
-    model = build_classifier("tiny_cnn", input_size=size, weights="none", normalization="unit")
-    model.compile(optimizer="adam", loss="binary_crossentropy")
-    times = []
-
-    class Clock(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
     geometry = ImageGeometry(size)
-    if source.startswith("memory"):
-        start = time.perf_counter()
-        x = np.stack([load_resized(p, geometry) for p in paths])
-        y = labels.astype("float32")
-        load_s = time.perf_counter() - start
-        if source == "memory (fit arrays)":  # Keras's own array path
-            model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=True, verbose=0, callbacks=[Clock()])
-        else:  # the leanest feed: tensors sliced, shuffled and batched by tf.data
-            import tensorflow as tf
+    x = np.stack([load_resized(p, geometry) for p in paths])  # the in-memory tensors
+    y = labels.astype("float32")
+    augment = online_augmentation(OnlineAugmentConfig(enabled=True, flip=True, **TRANSFORMS), seed)
+    feeds = {
+        # the leanest feed: tensors sliced, shuffled and batched by tf.data
+        "memory (tensors)": dict(x=tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed)
+                                 .batch(batch).prefetch(tf.data.AUTOTUNE)),
+        "memory (fit arrays)": dict(x=x, y=y, batch_size=batch, shuffle=True),  # Keras's own array path
+        "pipeline": dict(x=training_dataset(paths, labels, geometry, batch_size=batch, shuffle=True, seed=seed)),
+        "pipeline+augment": dict(x=training_dataset(paths, labels, geometry, batch_size=batch, shuffle=True,
+                                                    seed=seed, augment=augment)),
+    }
+    models = {}
+    for name in feeds:
+        keras.utils.set_random_seed(seed)
+        model = build_classifier("tiny_cnn", input_size=size, weights="none", normalization="unit")
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        models[name] = model
+    return {name: (models[name], feeds[name]) for name in feeds}
 
-            ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(batch)
-            model.fit(ds.prefetch(tf.data.AUTOTUNE), epochs=epochs, verbose=0, callbacks=[Clock()])
-        return times, load_s
-    augment = None
-    if source == "pipeline+augment":
-        augment = online_augmentation(OnlineAugmentConfig(enabled=True, flip=True, **TRANSFORMS), seed)
-    ds = training_dataset(paths, labels, geometry, batch_size=batch, shuffle=True, seed=seed, augment=augment)
-    model.fit(ds, epochs=epochs, verbose=0, callbacks=[Clock()])
-    return times, 0.0
+
+def epoch_times(feeds, rounds):
+    """Seconds of one epoch per feed, interleaved round by round so that other load on the machine
+    falls on every feed alike; round 0 (tracing, the pipeline's first decode) is kept apart."""
+    times = {name: [] for name in feeds}
+    for _ in range(rounds + 1):
+        for name, (model, kwargs) in feeds.items():
+            start = time.perf_counter()
+            model.fit(**kwargs, epochs=1, verbose=0)
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def main() -> None:
@@ -127,7 +129,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=5, help="epochs of the throughput comparison")
     parser.add_argument("--train-size", type=int, default=128, help="input size of the training comparison")
-    parser.add_argument("--train-epochs", type=int, default=3)
+    parser.add_argument("--train-epochs", type=int, default=4, help="measured epochs per feed, after one")
     parser.add_argument("--data", type=Path, help="reuse a folder written by tfxray synth (256 px)")
     args = parser.parse_args()
 
@@ -142,6 +144,7 @@ def main() -> None:
     frame = pd.read_csv(folder / "manifest.csv").head(args.n)
     frame["path"] = [str(folder / p) for p in frame["path"]]
     paths, labels = frame["path"].tolist(), (frame["label"] == "fracture").to_numpy().astype(int)
+    load_before = os.getloadavg()[0]
     print(f"{len(paths)} 16-bit PNGs (256 px) in {folder}; {os.cpu_count()} CPU core(s)")
 
     ours = tfxray_throughput(paths, labels, args.size, args.batch, args.epochs)
@@ -161,17 +164,16 @@ def main() -> None:
     print(f"  legacy reads the 16-bit PNGs with {levels} distinct gray levels in its first batch "
           f"({'16-bit kept' if levels > 256 else '8-bit'})")
 
-    print(f"\ntraining epoch, tiny_cnn at {args.train_size} px, batch {args.batch} "
-          f"(epoch 1 holds tracing; steady state = mean of the later epochs):")
-    steady = {}
-    for source in ("memory (tensors)", "memory (fit arrays)", "pipeline", "pipeline+augment"):
-        times, load_s = epoch_times(paths, labels, args.train_size, args.batch, args.train_epochs, source)
-        steady[source] = float(np.mean(times[1:])) if len(times) > 1 else times[0]
-        extra = f"; loading the arrays took {load_s:.1f} s before fit" if load_s else ""
-        print(f"  {source:<20} epoch 1 {times[0]:6.2f} s, steady {steady[source]:6.2f} s{extra}")
+    print(f"\ntraining epoch, tiny_cnn at {args.train_size} px, batch {args.batch}, median of "
+          f"{args.train_epochs} interleaved epochs (first epoch: tracing, and the pipeline's decode):")
+    times = epoch_times(training_feeds(paths, labels, args.train_size, args.batch), args.train_epochs)
+    steady = {name: float(np.median(t[1:])) for name, t in times.items()}
+    for name, t in times.items():
+        print(f"  {name:<20} first {t[0]:6.2f} s, then {steady[name]:6.2f} s  ({', '.join(f'{v:.2f}' for v in t[1:])})")
     memory = min(steady["memory (tensors)"], steady["memory (fit arrays)"])  # the faster in-memory feed
     print(f"  epoch ratio (in-memory time / pipeline time): {memory / steady['pipeline']:.2f} "
           f"(pipeline with online augmentation: {memory / steady['pipeline+augment']:.2f})")
+    print(f"load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
     print(f"ratio: {ours_mean / legacy_mean:.2f}")
 
 

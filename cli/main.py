@@ -18,6 +18,7 @@ COMMANDS = {
     "evaluate": ("evaluate", "evaluate"),
     "score": ("score", "score"),
     "gradcam": ("gradcam", "gradcam"),
+    "export": ("export", "export"),
     "inspect": ("inspect", "inspect_command"),
     "recipes": ("recipes", "recipes"),
     "augment-preview": ("augment_preview", "augment_preview"),

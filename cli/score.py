@@ -20,24 +20,47 @@ import click
 @click.option("--aggregate", type=click.Choice(["max", "mean", "noisy-or"]), default="max", show_default=True,
               help="How per-study and per-patient roll-ups combine file scores.")
 @click.option("--allow-errors", is_flag=True, help="Exit 0 even when some files could not be scored.")
-def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggregate, allow_errors):
+@click.option("--gradcam", "gradcam_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write a Grad-CAM panel per scored image into this folder.")
+@click.option("--gradcam-only-positives", is_flag=True, help="Panels only for images called positive.")
+@click.option("--gradcam-method", type=click.Choice(["gradcam", "gradcam++"]), default="gradcam", show_default=True)
+@click.option("--devices", envvar="TFXRAY_SCORE_DEVICES", metavar="LIST",
+              help="Devices to split predictions across, e.g. /gpu:0,/gpu:1 (default: every GPU when there "
+                   "are several; or TFXRAY_SCORE_DEVICES).")
+def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggregate, allow_errors, gradcam_dir,
+          gradcam_only_positives, gradcam_method, devices):
     """Score every image under FOLDER (DICOM with or without suffix, PNG, JPEG, TIFF) with RUN_DIR's model.
 
-    One row per file: path, SOP instance UID, patient and study IDs, frame, score, call at the
-    model's threshold, status (ok, error or skipped) and the reason. Roll-ups per study and per
-    patient go to <out>_rollup.csv. Exit code 1 when some files failed (unless --allow-errors).
+    One row per file (one per frame of a multi-frame file): path, SOP instance UID, patient and
+    study IDs, frame, score, call at the model's threshold, status (ok, error or skipped) and
+    the reason. Roll-ups per study and per patient go to <out>_rollup.csv. With --gradcam DIR,
+    a panel per image goes to DIR, named after its path (a/b/IM0001 -> a__b__IM0001_gradcam.png).
+    Exit code 1 when some files failed (unless --allow-errors).
 
     \b
     Example:
       tfxray score runs/wrist /pacs/export --out scores.csv --hash-ids --salt "$SALT"
       tfxray score runs/wrist /pacs/export --out scores.csv --resume
+      tfxray score runs/wrist /pacs/export --out scores.csv --gradcam panels --gradcam-only-positives
     """
+    import warnings
+
     from tfxray.scoring.batch import parse_shard, rollup_path, score_folder
 
+    if gradcam_only_positives and gradcam_dir is None:
+        from tfxray.errors import UserError
+
+        raise UserError("--gradcam-only-positives needs --gradcam DIR")
+    # pydicom warns about every odd file it still reads; the CSV's status and error columns are the report
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
     summary = score_folder(run_dir, folder, out, batch_size=batch_size, resume=resume, shard=parse_shard(shard),
-                           hash_ids=hash_ids, salt=salt, aggregate=aggregate)
+                           hash_ids=hash_ids, salt=salt, aggregate=aggregate, gradcam_dir=gradcam_dir,
+                           gradcam_only_positives=gradcam_only_positives, gradcam_method=gradcam_method,
+                           devices=devices)
     for line in summary.lines():
         click.echo(line)
     click.echo(f"scores: {out}\nroll-ups: {rollup_path(Path(out))}")
+    if gradcam_dir is not None:
+        click.echo(f"Grad-CAM panels: {gradcam_dir}")
     if summary.errors and not allow_errors:
         sys.exit(1)

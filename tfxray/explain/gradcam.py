@@ -7,6 +7,8 @@ radiograph beside the heatmap overlaid on it, with the score and call in the cap
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,13 +28,39 @@ class Heatmap:
     cam: np.ndarray  # (H, W) in [0, 1]
     score: float
     call: str
+    frame: int | None = None  # the frame of a multi-frame file, shown in the caption
+    method: str = "gradcam"
 
 
-def compute_cams(bundle: Bundle, images: np.ndarray, *, layer: str | None = None, method: str = "gradcam") -> np.ndarray:
-    """Heatmaps (n, H, W) in [0, 1] for the positive class (two classes) or the predicted class."""
+# One explainer per (model, method, layer): tf-keras-vis clones the model when it builds one
+# (``clone=True``), which costs as much as many gradient passes, so it is built once and reused
+# across batches (and across ``tfxray score --gradcam`` batches). Weak keys: a model that is
+# no longer used takes its explainers with it.
+_EXPLAINERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def explainer_for(model, method: str = "gradcam"):
+    """The cached tf-keras-vis Gradcam / GradcamPlusPlus of ``model`` (built on first use)."""
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
     from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+    if method not in METHODS:
+        raise UserError(f"--method: expected one of {', '.join(METHODS)}, got {method!r}")
+    per_model = _EXPLAINERS.setdefault(model, {})
+    if method not in per_model:
+        cls = Gradcam if method == "gradcam" else GradcamPlusPlus
+        per_model[method] = cls(model, model_modifier=ReplaceToLinear(), clone=True)
+    return per_model[method]
+
+
+def compute_cams(bundle: Bundle, images: np.ndarray, *, layer: str | None = None, method: str = "gradcam",
+                 scores: np.ndarray | None = None) -> np.ndarray:
+    """Heatmaps (n, H, W) in [0, 1] for the positive class (two classes) or the predicted class.
+
+    All ``images`` go through one gradient computation. ``scores`` (the model's outputs for
+    ``images``, when the caller has them) saves a forward pass for models of more than two classes.
+    """
     from tf_keras_vis.utils.scores import BinaryScore, CategoricalScore
 
     if method not in METHODS:
@@ -40,21 +68,40 @@ def compute_cams(bundle: Bundle, images: np.ndarray, *, layer: str | None = None
     layer = layer or bundle.meta.gradcam_layer
     if layer not in {l.name for l in bundle.model.layers}:
         raise UserError(f"--layer: the model has no layer named {layer!r}")
-    cls = Gradcam if method == "gradcam" else GradcamPlusPlus
-    explainer = cls(bundle.model, model_modifier=ReplaceToLinear(), clone=True)
+    images = np.asarray(images, dtype=np.float32)
+    if len(images) == 0:
+        return np.zeros((0, *images.shape[1:3]), np.float32)
+    explainer = explainer_for(bundle.model, method)
     if len(bundle.meta.classes) == 2:
         score = BinaryScore([1.0] * len(images))
     else:
-        predicted = np.argmax(np.asarray(bundle.model(images, training=False)), axis=-1)
-        score = CategoricalScore(list(map(int, predicted)))
+        if scores is None:
+            scores = np.asarray(bundle.model(images, training=False))
+        score = CategoricalScore(list(map(int, np.argmax(scores, axis=-1))))
     cams = explainer(score, images, penultimate_layer=layer, seek_penultimate_conv_layer=False)
-    return np.nan_to_num(np.asarray(cams, dtype=np.float32))
+    cams = np.nan_to_num(np.asarray(cams, dtype=np.float32))
+    return cams.reshape(len(images), *images.shape[1:3])  # one image: tf-keras-vis may drop the batch axis
+
+
+def explain_images(bundle: Bundle, images: np.ndarray, labels: list[str], scores: np.ndarray | None = None, *,
+                   layer: str | None = None, method: str = "gradcam", frames: list | None = None) -> list[Heatmap]:
+    """Heatmaps for images already decoded (one gradient computation), with score and call."""
+    images = np.asarray(images, dtype=np.float32)
+    if scores is None:
+        scores = np.asarray(bundle.model(images, training=False))
+    cams = compute_cams(bundle, images, layer=layer, method=method, scores=scores)
+    frames = frames if frames is not None else [None] * len(images)
+    out = []
+    for label, image, cam, score, frame in zip(labels, images, cams, scores, frames):
+        value, call = score_and_call(bundle, score)
+        out.append(Heatmap(label, image, cam, value, call, frame, method))
+    return out
 
 
 def explain_paths(
     bundle: Bundle, paths: list[str], *, layer: str | None = None, method: str = "gradcam", batch_size: int = 16
 ) -> list[Heatmap]:
-    """Heatmaps for image files, many images per gradient computation."""
+    """Heatmaps for image files, many images per gradient computation (frame 0 of multi-frame files)."""
     from ..data.pipeline import load_resized
     from ..scoring.predict import geometry_of
 
@@ -63,20 +110,36 @@ def explain_paths(
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         images = np.stack([load_resized(p, geometry) for p in chunk])
-        scores = np.asarray(bundle.model(images, training=False))
-        cams = compute_cams(bundle, images, layer=layer, method=method)
-        for path, image, cam, score in zip(chunk, images, cams, scores):
-            value, call = _score_and_call(bundle, score)
-            out.append(Heatmap(path, image, cam, value, call))
+        out += explain_images(bundle, images, chunk, layer=layer, method=method)
     return out
 
 
-def _score_and_call(bundle: Bundle, score: np.ndarray) -> tuple[float, str]:
+def score_and_call(bundle: Bundle, score: np.ndarray) -> tuple[float, str]:
     classes = bundle.meta.classes
     if len(classes) == 2:
         value = float(score[0])
         return value, classes[1] if value >= bundle.meta.threshold else classes[0]
     return float(score.max()), classes[int(np.argmax(score))]
+
+
+_score_and_call = score_and_call  # the earlier private name
+
+
+def panel_name(relative_path: str, frame: int | None = None, method: str = "gradcam") -> str:
+    """A panel file name from a file's path relative to the scored folder: ``a/b/IM0001`` -> ``a__b__IM0001_gradcam.png``.
+
+    Sub-folders are kept in the name, so same-named files of different folders never share a
+    panel. A name whose parts already hold ``__`` could meet another one (``a__b/c`` and
+    ``a/b__c``): those get a short hash of the path. ``frame`` (multi-frame files) adds ``_f<k>``.
+    """
+    parts = [p for p in relative_path.replace("\\", "/").split("/") if p not in ("", ".")]
+    parts = [p if p != ".." else "up" for p in parts]
+    name = "__".join(parts) or "image"
+    if any("__" in p for p in parts) or any(p == "up" for p in parts):
+        name += "-" + hashlib.sha1(relative_path.encode()).hexdigest()[:8]
+    if frame is not None:
+        name += f"_f{int(frame)}"
+    return f"{name}_{method}.png"
 
 
 def save_panel(heatmap: Heatmap, out_path: Path, box: np.ndarray | None = None) -> Path:
@@ -93,7 +156,7 @@ def save_panel(heatmap: Heatmap, out_path: Path, box: np.ndarray | None = None) 
     axes[0].set_title("radiograph")
     axes[1].imshow(gray, cmap="gray", vmin=0, vmax=1)
     overlay = axes[1].imshow(heatmap.cam, cmap="jet", alpha=0.4, vmin=0, vmax=1)
-    axes[1].set_title("Grad-CAM")
+    axes[1].set_title("Grad-CAM++" if heatmap.method == "gradcam++" else "Grad-CAM")
     if box is not None:
         for x1, y1, x2, y2 in np.atleast_2d(box):
             for ax in axes:
@@ -101,7 +164,9 @@ def save_panel(heatmap: Heatmap, out_path: Path, box: np.ndarray | None = None) 
     for ax in axes:
         ax.axis("off")
     fig.colorbar(overlay, ax=axes[1], fraction=0.046, pad=0.02)
-    fig.suptitle(f"{Path(heatmap.path).name}   score {heatmap.score:.3f}   call: {heatmap.call}", fontsize=10)
+    label = Path(heatmap.path)
+    name = (label.name if label.is_absolute() else heatmap.path) + ("" if heatmap.frame is None else f" [frame {heatmap.frame}]")
+    fig.suptitle(f"{name}   score {heatmap.score:.3f}   call: {heatmap.call}", fontsize=10)
     fig.tight_layout()
     atomic_save_figure(fig, out_path)
     plt.close(fig)

@@ -1,9 +1,16 @@
-"""Scoring whole folders: streaming, one CSV row per file, resumable and shardable.
+"""Scoring whole folders: streaming, one CSV row per file (per frame of a multi-frame file),
+resumable and shardable.
 
-Rows reach disk batch by batch, each batch in one ``write`` call followed by fsync, so a
-killed run leaves only whole rows (a torn last line, should the system crash mid-write,
-is cut off on ``--resume``). ``--resume`` skips the paths already in the CSV, so a run
-killed with ``kill -9`` continues with no row lost and none duplicated.
+Files stream through ``stream.frame_dataset`` (sniff, decode and resize in parallel workers),
+the model predicts each batch as one traced graph (split across GPUs under MirroredStrategy,
+``devices.py``), and rows reach disk batch by batch, each batch in one ``write`` call followed
+by fsync. All rows of a multi-frame file go out in the same write, so a killed run leaves whole
+files. ``--resume`` skips the paths already in the CSV after cutting the last file's rows (and a
+torn line, should the system crash mid-write), so a run killed with ``kill -9`` continues with
+no row lost and none duplicated. ``path`` is unique per file; ``(path, frame)`` per row.
+
+Memory stays flat: per file the run keeps its relative path (a short string) and nothing else;
+images live only in the decode workers and the few batches in flight.
 """
 
 from __future__ import annotations
@@ -22,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from ..images import sniff
 from ..io import atomic_write_text
 from ..models.bundle import load_bundle
 from .predict import geometry_of, needs_manifest, score_columns
@@ -34,20 +40,29 @@ AGGREGATES = ("max", "mean", "noisy-or")
 @dataclass
 class ScoreSummary:
     total: int = 0  # files in this shard
-    already_done: int = 0  # rows found in the CSV on --resume
-    scored: int = 0
+    already_done: int = 0  # files found in the CSV on --resume
+    files: int = 0  # files handled by this run
+    scored: int = 0  # rows scored: one per image, one per frame of a multi-frame file
+    multi_frame_files: int = 0
     skipped: int = 0
     errors: int = 0
     positives: int = 0
+    panels: int = 0  # Grad-CAM panels written
+    replicas: int = 1  # devices the predictions were split across
     reasons: Counter = field(default_factory=Counter)
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
         rate = self.scored / self.seconds if self.seconds > 0 else 0.0
+        frames = f" from {self.multi_frame_files} multi-frame file(s)" if self.multi_frame_files else ""
         out = [
-            f"files: {self.total} (already in the CSV: {self.already_done}); scored {self.scored} "
-            f"({rate:.1f} files/s), skipped {self.skipped}, errors {self.errors}; positive calls: {self.positives}"
+            f"files: {self.total} (already in the CSV: {self.already_done}); scored {self.scored} image(s){frames} "
+            f"({rate:.1f}/s), skipped {self.skipped}, errors {self.errors}; positive calls: {self.positives}"
         ]
+        if self.replicas > 1:
+            out.append(f"predictions split across {self.replicas} devices (MirroredStrategy)")
+        if self.panels:
+            out.append(f"Grad-CAM panels: {self.panels}")
         for reason, count in self.reasons.most_common(10):
             out.append(f"  {count:>6} x {reason}")
         return out
@@ -77,23 +92,66 @@ def list_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
+def relative_files(folder: Path) -> list[str]:
+    """Paths (relative, '/'-separated) of every file under ``folder``, sorted; hidden names left out.
+
+    Strings, not Path objects: a few dozen bytes per file, which is all the run keeps per file.
+    """
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        prefix = os.path.relpath(root, folder).replace(os.sep, "/")
+        prefix = "" if prefix == "." else prefix + "/"
+        found.extend(prefix + n for n in names if not n.startswith("."))
+    return sorted(found)
+
+
 def hash_id(value: str | None, salt: str) -> str | None:
     if value in (None, ""):
         return value
     return hashlib.sha256(f"{salt}:{value}".encode()).hexdigest()[:16]
 
 
-def _read_done(out_csv: Path) -> set[str]:
-    """Paths already scored; a torn last line (no newline) is cut off first."""
+def _resume_state(out_csv: Path, header: list[str]) -> set[str]:
+    """Paths already in the CSV, after cutting its tail back to the start of the last file's rows.
+
+    Rows reach the file a batch per ``write``, all rows of a file (every frame) in the same write,
+    so a ``kill -9`` leaves whole files. A crash of the machine may still tear the last write
+    anywhere; rather than proving the last file's rows complete, they are cut (with any torn
+    line) and that one file is scored again. Read as a stream: memory holds the set of paths only.
+    """
     if not out_csv.is_file() or out_csv.stat().st_size == 0:
         return set()
-    data = out_csv.read_bytes()
-    if not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1
+    done: set[str] = set()
+    header_end = keep = 0  # byte offsets: end of the header; where the last file's rows start
+    last_path, record, record_start, offset = None, b"", 0, 0
+    with open(out_csv, "rb") as handle:
+        for line in handle:
+            if not record:
+                record_start = offset
+            record += line
+            offset += len(line)
+            if not line.endswith(b"\n") or record.count(b'"') % 2:
+                continue  # torn, or a quoted field that goes on over the next line
+            fields = record[:-1].decode("utf-8", "replace").split(",") if b'"' not in record \
+                else next(csv.reader(io.StringIO(record.decode("utf-8", "replace"))))
+            record = b""
+            if not header_end:
+                if fields != header:
+                    raise UserError(f"{out_csv}: not a scores CSV of this model and tfxray version (its columns "
+                                    "differ); choose another --out")
+                header_end = keep = offset
+                continue
+            if fields[0] != last_path:
+                last_path, keep = fields[0], record_start
+                done.add(last_path)
+    if not header_end:  # not even a whole header: start the file again
+        keep = 0
+    done.discard(last_path)
+    if keep < out_csv.stat().st_size:
         with open(out_csv, "r+b") as handle:
             handle.truncate(keep)
-    table = pd.read_csv(out_csv, usecols=["path"], dtype=str, keep_default_na=False)
-    return set(table["path"])
+    return done
 
 
 def score_folder(
@@ -108,8 +166,21 @@ def score_folder(
     salt: str | None = None,
     aggregate: str = "max",
     progress: bool = True,
+    gradcam_dir: str | Path | None = None,
+    gradcam_only_positives: bool = False,
+    gradcam_method: str = "gradcam",
+    devices: list[str] | str | None = None,
 ) -> ScoreSummary:
+    """Score every file under ``folder`` into ``out_csv``: one row per file, one per frame of multi-frame files.
+
+    ``gradcam_dir``: also write a Grad-CAM panel per scored image (only positive calls with
+    ``gradcam_only_positives``), computed batch by batch from the decoded images. ``devices``:
+    see ``scoring.devices`` (MirroredStrategy on several GPUs).
+    """
     from tqdm import tqdm
+
+    from .devices import Predictor, parse_devices, scoring_strategy
+    from .stream import ERROR, OK, SKIPPED, frame_dataset
 
     folder, out_csv = Path(folder), Path(out_csv)
     if not folder.is_dir():
@@ -120,28 +191,39 @@ def score_folder(
         raise UserError(f"--aggregate: expected one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     if out_csv.exists() and not resume:
         raise UserError(f"{out_csv}: already exists (use --resume to continue it, or choose another --out)")
-    bundle = load_bundle(run_dir)
+    if batch_size < 1:
+        raise UserError(f"--batch-size: must be at least 1, got {batch_size}")
+    if gradcam_dir is not None and gradcam_method not in ("gradcam", "gradcam++"):
+        raise UserError(f"--gradcam-method: expected gradcam or gradcam++, got {gradcam_method!r}")
+    strategy = scoring_strategy(parse_devices(devices))  # before TensorFlow starts: it may split the CPU
+    if strategy is not None:
+        with strategy.scope():
+            bundle = load_bundle(run_dir)
+    else:
+        bundle = load_bundle(run_dir)
     if needs_manifest(bundle):
         raise UserError(f"{run_dir}: this model reads a region of interest and neighbouring slices, which a folder "
                         "does not give; score it from a manifest: tfxray evaluate RUN_DIR --data MANIFEST")
+    predict = Predictor(bundle.model, strategy)
     classes = bundle.meta.classes
     columns = score_columns(classes)
     header = ["path", "sop_instance_uid", "patient_id", "study_id", "frame", *columns, "call", "status", "error"]
+    blank_scores = [""] * len(columns)
 
-    files = [p for p in list_files(folder) if in_shard(p.relative_to(folder).as_posix(), shard)]
-    done = _read_done(out_csv) if resume else set()
-    summary = ScoreSummary(total=len(files), already_done=len(done & {p.relative_to(folder).as_posix() for p in files}))
-    todo = [p for p in files if p.relative_to(folder).as_posix() not in done]
+    files = [r for r in relative_files(folder) if in_shard(r, shard)]
+    done = _resume_state(out_csv, header) if resume and out_csv.exists() else set()
+    todo = [r for r in files if r not in done]
+    summary = ScoreSummary(total=len(files), already_done=len(files) - len(todo), replicas=predict.replicas)
+    del files, done  # from here on, the run keeps one short string per file still to score
+    gradcam_dir = Path(gradcam_dir) if gradcam_dir is not None else None
 
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out_csv, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     start = time.perf_counter()
+    threshold = bundle.meta.threshold
     try:
         if os.fstat(fd).st_size == 0:
-            _write_rows(fd, [header], header_only=True)
-
-        def emit(rows: list[list]) -> None:
-            _write_rows(fd, rows)
+            _write_rows(fd, [header])
 
         def ids(meta: dict) -> tuple:
             patient, study = meta.get("patient_id"), meta.get("study_uid")
@@ -149,51 +231,62 @@ def score_folder(
                 patient, study = hash_id(patient, salt), hash_id(study, salt)
             return meta.get("sop_uid"), patient, study
 
-        images: list[Path] = []
-        skipped_rows = []
-        for path in todo:
-            kind = _kind(path)
-            if kind in ("dicom", "png", "jpeg", "tiff"):
-                images.append(path)
-            else:
-                reason = "DICOMDIR (a directory index, not an image)" if kind == "dicomdir" else "not an image file"
-                skipped_rows.append([path.relative_to(folder).as_posix(), "", "", "", "", *[""] * len(columns), "", "skipped", reason])
-                summary.skipped += 1
-        if skipped_rows:
-            emit(skipped_rows)
-
-        from ..data.pipeline import inference_dataset
-
-        dataset = inference_dataset([str(p) for p in images], geometry_of(bundle), batch_size)
-        threshold = bundle.meta.threshold
-        position = 0
-        with tqdm(total=len(todo), initial=len(skipped_rows), unit="file", desc="scoring", disable=not progress) as bar:
-            for batch_images, messages, metas in dataset:
-                scores = np.asarray(bundle.model(batch_images, training=False))
-                rows = []
-                for j, (message, meta_json) in enumerate(zip(messages.numpy(), metas.numpy())):
-                    path = images[position + j]
-                    relative = path.relative_to(folder).as_posix()
-                    error = message.decode()
-                    if error:
-                        summary.errors += 1
-                        summary.reasons[error] += 1
-                        rows.append([relative, "", "", "", "", *[""] * len(columns), "", "error", error])
-                        continue
-                    meta = json.loads(meta_json)
-                    values = [float(scores[j, 0])] if len(columns) == 1 else [float(v) for v in scores[j]]
-                    if len(columns) == 1:
-                        call = classes[1] if values[0] >= threshold else classes[0]
+        dataset = frame_dataset([os.path.join(folder, r) for r in todo], geometry_of(bundle), batch_size)
+        pending: list[list] = []  # rows of the file whose frames are still coming (it spans batches)
+        pending_left = 0
+        with tqdm(total=len(todo), unit="file", desc="scoring", disable=not progress) as bar:
+            for index, frame, frames, status, reasons, metas, images in dataset:
+                index, frame, frames, status = index.numpy(), frame.numpy(), frames.numpy(), status.numpy()
+                reasons, metas = reasons.numpy(), metas.numpy()
+                ok = status == OK
+                scores = None
+                if ok.any():
+                    scores = predict(images if ok.all() else tf_boolean_mask(images, ok))
+                positions = np.cumsum(ok) - 1  # row j's position among the scored images
+                ready, finished = [], 0
+                explain = []  # (position, relative path, frame or None) of the panels to draw
+                for j in range(len(index)):
+                    relative = todo[index[j]]
+                    if frame[j] == 0:
+                        pending_left = int(frames[j])
+                        if frames[j] > 1:
+                            summary.multi_frame_files += 1
+                    frame_text = int(frame[j]) if (status[j] == OK or frames[j] > 1 or frame[j] > 0) else ""
+                    if status[j] != OK:
+                        reason = reasons[j].decode()
+                        if status[j] == SKIPPED:
+                            summary.skipped += 1
+                        else:
+                            summary.errors += 1
+                            summary.reasons[reason] += 1
+                        label = "skipped" if status[j] == SKIPPED else "error"
+                        pending.append([relative, "", "", "", frame_text, *blank_scores, "", label, reason])
                     else:
-                        call = classes[int(np.argmax(values))]
-                    summary.positives += int(call == classes[-1])
-                    summary.scored += 1
-                    rows.append(
-                        [relative, *ids(meta), meta.get("frame", 0), *[f"{v:.6f}" for v in values], call, "ok", ""]
-                    )
-                position += len(rows)
-                emit(rows)
-                bar.update(len(rows))
+                        meta = json.loads(metas[j])
+                        values = [float(v) for v in scores[positions[j]]]
+                        if len(columns) == 1:
+                            call = classes[1] if values[0] >= threshold else classes[0]
+                        else:
+                            call = classes[int(np.argmax(values))]
+                        positive = call == classes[-1]
+                        summary.positives += int(positive)
+                        summary.scored += 1
+                        pending.append([relative, *ids(meta), frame_text, *[f"{v:.6f}" for v in values], call, "ok", ""])
+                        if gradcam_dir is not None and (positive or not gradcam_only_positives):
+                            explain.append((positions[j], relative, int(frame[j]) if frames[j] > 1 else None))
+                    pending_left -= 1
+                    if pending_left <= 0:  # the file's last frame: its rows can go to disk
+                        ready += pending
+                        pending = []
+                        finished += 1
+                if explain:  # panels first: a file in the CSV has its panel
+                    summary.panels += _write_panels(bundle, images, ok, scores, explain, gradcam_dir, gradcam_method)
+                if ready:
+                    _write_rows(fd, ready)
+                summary.files += finished
+                bar.update(finished)
+        if pending:  # cannot happen (a file's frames all follow it), but never lose a row
+            _write_rows(fd, pending)
     finally:
         os.close(fd)
     summary.seconds = time.perf_counter() - start
@@ -201,17 +294,31 @@ def score_folder(
     return summary
 
 
-def _kind(path: Path) -> str | None:
-    try:
-        return sniff(path)
-    except OSError:
-        return None
+def tf_boolean_mask(images, mask: np.ndarray):
+    import tensorflow as tf
+
+    return tf.boolean_mask(images, mask)
 
 
-def _write_rows(fd: int, rows: list[list], header_only: bool = False) -> None:
+def _write_panels(bundle, images, ok: np.ndarray, scores: np.ndarray, explain: list, out_dir: Path, method: str) -> int:
+    """Grad-CAM panels for some scored images of a batch: one gradient computation for all of them."""
+    from ..explain.gradcam import explain_images, panel_name, save_panel
+
+    chosen = [position for position, _, _ in explain]
+    scored_images = np.asarray(images)[ok]
+    heatmaps = explain_images(bundle, scored_images[chosen], [relative for _, relative, _ in explain],
+                              scores[chosen], method=method, frames=[frame for _, _, frame in explain])
+    for heatmap, (_, relative, frame) in zip(heatmaps, explain):
+        save_panel(heatmap, out_dir / panel_name(relative, frame, method))
+    return len(heatmaps)
+
+
+def _write_rows(fd: int, rows: list[list]) -> None:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
-    os.write(fd, buffer.getvalue().encode())  # one write per batch: whole rows or none
+    data = buffer.getvalue().encode()
+    while data:  # one write per batch (a regular file takes it whole): whole rows, whole files, or none
+        data = data[os.write(fd, data):]
     os.fsync(fd)
 
 
