@@ -54,3 +54,54 @@ def test_panel_png(tiny_run, wrist_png, tmp_path):
 
     image = Image.open(path)
     assert image.size[0] > image.size[1] > 200  # two panels side by side
+
+
+def _plain_tf_keras_vis(model, images, layer, method):
+    """Heatmaps from tf-keras-vis used the textbook way: a clone with a linear output, called eagerly."""
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import BinaryScore
+
+    cls = Gradcam if method == "gradcam" else GradcamPlusPlus
+    explainer = cls(model, model_modifier=ReplaceToLinear(), clone=True)
+    return explainer(BinaryScore([1.0] * len(images)), images, penultimate_layer=layer, seek_penultimate_conv_layer=False)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_traced_backbone_gives_tf_keras_vis_heatmaps(tiny_run, method):
+    from tfxray.explain.gradcam import explainer_for
+
+    bundle = load_bundle(tiny_run)
+    images = np.random.default_rng(1).random((3, 48, 48, 1)).astype("float32")
+    layer = bundle.meta.gradcam_layer
+    ours = compute_cams(bundle, images, method=method)
+    assert explainer_for(bundle.model, method, layer).model.name.endswith("_explain")  # the traced path ran
+    expected = _plain_tf_keras_vis(bundle.model, images, layer, method)
+    assert expected.std() > 0.05  # heatmaps with structure, not flat maps
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    # the model itself is untouched: its head still ends in a sigmoid
+    assert bundle.model.layers[-1].activation.__name__ == "sigmoid"
+
+
+@pytest.mark.slow
+def test_resnet50_heatmaps_and_a_layer_the_model_cannot_be_cut_at():
+    from tfxray.explain.gradcam import explainer_for, explanation_model
+    from tfxray.models.bundle import Bundle, BundleMeta
+    from tfxray.models.classifier import build_classifier
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_classifier("resnet50", input_size=64, weights=None)
+    bundle = Bundle(model, BundleMeta(classes=["normal", "fracture"], input_size=64, channels=1, resize="stretch",
+                                      backbone="resnet50", gradcam_layer="conv5_block3_out"), path=None)
+    images = np.random.default_rng(2).random((2, 64, 64, 1)).astype("float32")
+    np.testing.assert_allclose(compute_cams(bundle, images), _plain_tf_keras_vis(model, images, "conv5_block3_out", "gradcam"),
+                               atol=1e-5)
+    # inside the last block: its residual connection skips past the layer, so the model runs whole
+    inner = "conv5_block3_2_relu"
+    assert explanation_model(model, inner) is None
+    cams = compute_cams(bundle, images, layer=inner)
+    assert not explainer_for(model, "gradcam", inner).model.name.endswith("_explain")
+    np.testing.assert_allclose(cams, _plain_tf_keras_vis(model, images, inner, "gradcam"), atol=1e-5)

@@ -7,6 +7,7 @@ radiograph beside the heatmap overlaid on it, with the score and call in the cap
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import weakref
 from dataclasses import dataclass
@@ -32,15 +33,20 @@ class Heatmap:
     method: str = "gradcam"
 
 
-# One explainer per (model, method, layer): tf-keras-vis clones the model when it builds one
-# (``clone=True``), which costs as much as many gradient passes, so it is built once and reused
-# across batches (and across ``tfxray score --gradcam`` batches). Weak keys: a model that is
-# no longer used takes its explainers with it.
+# One explainer per (model, method, layer): building one (a traced feature graph, a copy of
+# the head) costs as much as many gradient passes, so it is built once and reused across
+# batches (and across ``tfxray score --gradcam`` batches). Weak keys: a model that is no longer
+# used takes its explainers with it.
 _EXPLAINERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
-def explainer_for(model, method: str = "gradcam"):
-    """The cached tf-keras-vis Gradcam / GradcamPlusPlus of ``model`` (built on first use)."""
+def explainer_for(model, method: str = "gradcam", layer: str | None = None):
+    """The cached tf-keras-vis Gradcam / GradcamPlusPlus of ``model`` for target ``layer``.
+
+    With ``layer``, tf-keras-vis gets ``explanation_model(model, layer)`` (the part up to
+    ``layer`` as one traced graph); without, or where the model cannot be split there, the
+    model itself, cloned with a linear output as tf-keras-vis does by default.
+    """
     from tf_keras_vis.gradcam import Gradcam
     from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
     from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
@@ -48,10 +54,82 @@ def explainer_for(model, method: str = "gradcam"):
     if method not in METHODS:
         raise UserError(f"--method: expected one of {', '.join(METHODS)}, got {method!r}")
     per_model = _EXPLAINERS.setdefault(model, {})
-    if method not in per_model:
+    key = (method, layer)
+    if key not in per_model:
         cls = Gradcam if method == "gradcam" else GradcamPlusPlus
-        per_model[method] = cls(model, model_modifier=ReplaceToLinear(), clone=True)
-    return per_model[method]
+        split = explanation_model(model, layer) if layer else None
+        if split is not None:  # its head is already a linear copy: nothing for tf-keras-vis to clone or modify
+            per_model[key] = cls(split, model_modifier=None, clone=False)
+        else:
+            per_model[key] = cls(model, model_modifier=ReplaceToLinear(), clone=True)
+    return per_model[key]
+
+
+def explanation_model(model, layer: str):
+    """``model`` rebuilt for tf-keras-vis: input -> [``layer`` as one traced graph] -> a linear copy of the head.
+
+    tf-keras-vis runs its model eagerly, op by op, inside a GradientTape; for a ResNet50 that
+    forward pass is most of the cost of a heatmap, and it gains little from batching on a CPU.
+    Grad-CAM only needs gradients from the score back to ``layer``'s output, never into the
+    backbone, so the backbone up to ``layer`` runs here as one ``tf.function`` (Grappler's
+    fused graph, as ``model.predict`` runs it) whose gradient to the input is declared zero
+    (it is never asked for), and only the head after it runs eagerly under the tape.
+    tf-keras-vis still does all the Grad-CAM / Grad-CAM++ arithmetic on the result; a test holds
+    the heatmaps equal to its plain path. The head's last activation is linear, as
+    tf-keras-vis's ``ReplaceToLinear`` makes it. ResNet50 at 224 px on 2 CPU cores: 2 heatmaps
+    per second one plain call per image, 6 in plain batches of 16, 22 here
+    (``benchmarks/gradcam.py``).
+
+    Returns None when the model cannot be cut at ``layer`` (a connection skips past it).
+    """
+    import keras
+
+    target = model.get_layer(layer)
+    try:
+        head = keras.Model(target.output, model.output)
+        features = keras.Model(model.inputs, target.output)
+    except ValueError:  # the graph after ``layer`` also reads earlier tensors
+        return None
+    linear_head = keras.models.clone_model(head)
+    linear_head.set_weights(head.get_weights())
+    linear_head.layers[-1].activation = keras.activations.linear
+    traced = _traced_features_class()(features, name=layer)
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    return keras.Model(inputs, linear_head(traced(inputs)), name=f"{model.name}_explain")
+
+
+@functools.cache
+def _traced_features_class():
+    """The Keras layer class (defined on first use: importing keras is slow)."""
+    import keras
+    import tensorflow as tf
+
+    class TracedFeatures(keras.layers.Layer):
+        """A model's input-to-layer part as one graph call; gradients reach its output, not its input."""
+
+        def __init__(self, features, **kwargs):
+            super().__init__(dtype="float32", autocast=False, trainable=False, **kwargs)
+            self._out_shape = tuple(features.output.shape[1:])
+            spec = tf.TensorSpec([None, *features.input_shape[1:]], tf.float32)
+            self._run = tf.function(lambda images: tf.cast(features(images, training=False), tf.float32),
+                                    input_signature=[spec], autograph=False)
+
+        def call(self, images):
+            @tf.custom_gradient
+            def features_only(pixels):
+                # The tape records this one op, so gradients reach its output; the graph itself
+                # runs untaped (no activations kept for a backward pass nobody asks for).
+                def never_used(upstream, variables=()):
+                    return tf.zeros_like(pixels), [None] * len(variables)
+
+                return self._run(pixels), never_used
+
+            return features_only(tf.cast(images, tf.float32))
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0], *self._out_shape)
+
+    return TracedFeatures
 
 
 def compute_cams(bundle: Bundle, images: np.ndarray, *, layer: str | None = None, method: str = "gradcam",
@@ -71,12 +149,12 @@ def compute_cams(bundle: Bundle, images: np.ndarray, *, layer: str | None = None
     images = np.asarray(images, dtype=np.float32)
     if len(images) == 0:
         return np.zeros((0, *images.shape[1:3]), np.float32)
-    explainer = explainer_for(bundle.model, method)
+    explainer = explainer_for(bundle.model, method, layer)
     if len(bundle.meta.classes) == 2:
         score = BinaryScore([1.0] * len(images))
     else:
         if scores is None:
-            scores = np.asarray(bundle.model(images, training=False))
+            scores = _predict(bundle, images)
         score = CategoricalScore(list(map(int, np.argmax(scores, axis=-1))))
     cams = explainer(score, images, penultimate_layer=layer, seek_penultimate_conv_layer=False)
     cams = np.nan_to_num(np.asarray(cams, dtype=np.float32))
@@ -88,7 +166,7 @@ def explain_images(bundle: Bundle, images: np.ndarray, labels: list[str], scores
     """Heatmaps for images already decoded (one gradient computation), with score and call."""
     images = np.asarray(images, dtype=np.float32)
     if scores is None:
-        scores = np.asarray(bundle.model(images, training=False))
+        scores = _predict(bundle, images)
     cams = compute_cams(bundle, images, layer=layer, method=method, scores=scores)
     frames = frames if frames is not None else [None] * len(images)
     out = []
@@ -112,6 +190,12 @@ def explain_paths(
         images = np.stack([load_resized(p, geometry) for p in chunk])
         out += explain_images(bundle, images, chunk, layer=layer, method=method)
     return out
+
+
+def _predict(bundle: Bundle, images: np.ndarray) -> np.ndarray:
+    from ..scoring.devices import predictor_for
+
+    return predictor_for(bundle.model)(images)
 
 
 def score_and_call(bundle: Bundle, score: np.ndarray) -> tuple[float, str]:

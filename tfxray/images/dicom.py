@@ -244,26 +244,38 @@ def _display_monochrome(path, ds, stack: np.ndarray, frame_numbers: list[int], p
         # Back to the stored integer type: pydicom's LUT functions index with the values.
         stack = np.rint(reduced).astype(stack.dtype) if integer and reduced is not stack else reduced
 
+    # Row bands keep pydicom's float64 temporaries small: a 3000 x 3000 radiograph peaks near its
+    # float32 output, not at many full-size float64 copies.
     out = np.zeros(stack.shape, np.float32)
-    needs_minmax, modality_values, vois, notes = [], {}, set(), set()
+    bands = _row_bands(stack.shape[1], stack.shape[2])
+    needs_minmax, vois, notes = [], set(), set()
     for i in range(len(stack)):
         frame_attributes = attributes[i] if per_frame else attributes[0]
-        values = _apply_modality(frame_attributes, stack[i])
-        scaled, voi, note = _apply_voi(path, frame_attributes, values, window) if apply_voi else (None, "minmax", None)
+        voi, note = "minmax", None
+        for band in bands:
+            values = _apply_modality(frame_attributes, stack[i, band])
+            scaled, voi, note = _apply_voi(path, frame_attributes, values, window) if apply_voi else (None, "minmax", None)
+            if scaled is None:  # no usable VOI: it depends on the attributes only, so the same for every band
+                break
+            out[i, band] = scaled
         vois.add(voi)
         notes.add(note)
-        if scaled is None:
+        if voi == "minmax":
             needs_minmax.append(i)
-            modality_values[i] = values
-        else:
-            out[i] = scaled
-    if needs_minmax:
-        low, high = _valid_range([modality_values[i] for i in needs_minmax],
-                                 [None if valid is None else valid[i] for i in needs_minmax])
-        for i in needs_minmax:
-            out[i] = scale_by_range(modality_values[i], low, high)
+    if needs_minmax:  # one range over every such frame's valid pixels, then scale band by band
+        def modality_bands():
+            for i in needs_minmax:
+                for band in bands:
+                    values = _apply_modality(attributes[i] if per_frame else attributes[0], stack[i, band])
+                    yield i, band, values
+
+        ranges = [_valid_range(values, None if valid is None else valid[i, band]) for i, band, values in modality_bands()]
+        ranges = [r for r in ranges if r is not None]
+        low, high = (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else (0.0, 0.0)
+        for i, band, values in modality_bands():
+            out[i, band] = scale_by_range(values, low, high)
     if photometric == "MONOCHROME1":
-        out = 1.0 - out
+        np.subtract(np.float32(1.0), out, out=out)
     if valid is not None:
         out[~valid] = 0.0
     voi = vois.pop() if len(vois) == 1 else "mixed"
@@ -374,15 +386,19 @@ def _multiplicity(attributes, keyword: str) -> int:
     return 0 if element is None or element == "" else int(attributes[keyword].VM)
 
 
-def _valid_range(arrays: list[np.ndarray], masks: list[np.ndarray | None]) -> tuple[float, float]:
-    lows, highs = [], []
-    for values, mask in zip(arrays, masks):
-        chosen = values if mask is None else values[mask]
-        chosen = chosen[np.isfinite(chosen)] if np.issubdtype(chosen.dtype, np.floating) else chosen
-        if chosen.size:
-            lows.append(float(chosen.min()))
-            highs.append(float(chosen.max()))
-    return (min(lows), max(highs)) if lows else (0.0, 0.0)
+def _valid_range(values: np.ndarray, mask: np.ndarray | None) -> tuple[float, float] | None:
+    """(min, max) of the finite values where ``mask`` holds; None when there are none."""
+    chosen = values if mask is None else values[mask]
+    chosen = chosen[np.isfinite(chosen)] if np.issubdtype(chosen.dtype, np.floating) else chosen
+    return (float(chosen.min()), float(chosen.max())) if chosen.size else None
+
+
+BAND_PIXELS = 1 << 18  # pixels per row band of the display pipeline (float64 temporaries of 2 MB)
+
+
+def _row_bands(height: int, width: int) -> list[slice]:
+    rows = max(1, BAND_PIXELS // max(width, 1))
+    return [slice(start, min(start + rows, height)) for start in range(0, max(height, 1), rows)]
 
 
 def _display_colour(ds, stack: np.ndarray, photometric: str, *, gray: bool, max_size: int | None) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 
 import numpy as np
 
@@ -108,3 +109,13 @@ class Predictor:
         if len(scores) != len(images):  # each replica must score its own slice, once
             raise RuntimeError(f"{self.replicas} replicas gave {len(scores)} scores for {len(images)} images")
         return scores
+
+
+_PREDICTORS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def predictor_for(model) -> Predictor:
+    """The model's single-device ``Predictor``, traced once and reused (weakly cached per model)."""
+    if model not in _PREDICTORS:
+        _PREDICTORS[model] = Predictor(model)
+    return _PREDICTORS[model]

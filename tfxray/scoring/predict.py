@@ -45,10 +45,13 @@ def predict_paths(bundle: Bundle, paths: list[str], batch_size: int = 32, progre
         dataset = roi_dataset(rows, bundle.meta.input_size, None, batch_size=batch_size, channels=bundle.meta.channels)
     else:
         dataset = inference_dataset(paths, geometry_of(bundle), batch_size)
+    from .devices import predictor_for
+
+    predict = predictor_for(bundle.model)  # one traced graph, not eager calls: several times faster on big backbones
     scores, errors = [], []
     with tqdm(total=len(paths), unit="img", desc="scoring", disable=not progress) as bar:
         for images, messages, _ in dataset:
-            scores.append(np.asarray(bundle.model(images, training=False)))
+            scores.append(predict(images))
             errors.extend(m.decode() for m in messages.numpy())
             bar.update(len(messages))
     k = bundle.model.output_shape[-1]
