@@ -42,7 +42,8 @@ SHORTCUTS = {
 @click.option("--folds", type=int, help="K-fold cross-validation (patient-grouped, stratified): K trainings.")
 @click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
               help="tf.distribute: mirrored over this machine's GPUs, multiworker from TF_CONFIG.")
-@click.option("--precision", type=click.Choice(["float32", "mixed"]), help="mixed: float16 compute on GPUs.")
+@click.option("--precision", type=click.Choice(["float32", "mixed", "mixed_float16", "mixed_bfloat16"]),
+              help="mixed: float16 compute with a GPU, bfloat16 without (float16 is emulated on CPUs).")
 @click.option("--deterministic", is_flag=True, default=None, help="TensorFlow op determinism (reproducible, slower).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any recipe field, e.g. --set augment.online.enabled=true.")
 @click.option("--allow-leaks", is_flag=True, help="Accept a manifest split column that puts a patient on two sides.")

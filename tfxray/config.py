@@ -28,7 +28,7 @@ class DataConfig:
 
     task: str = "wrist"
     input_size: int = 299
-    channels: int = 1  # 1: gray replicated inside the model; 3: slice and two neighbours
+    channels: int = 1  # 1: gray (replicated inside the model, see model.gray_input); 3: slice and two neighbours
     resize: str = "stretch"  # stretch | pad (keep aspect, pad to square)
     normalization: str = "backbone"  # backbone | dataset | per_image | unit
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train, validation, test
@@ -98,6 +98,10 @@ class ModelConfig:
     l2: float = 0.0
     pooling: str = "avg"  # avg | max
     unfreeze: str = ""  # staged schedule: after the first phase, freeze only this far (none | until:STAGE)
+    # gray radiographs (data.channels: 1): replicate to RGB inside the model, or sum-first-conv: the
+    # backbone takes the one channel and its first convolution sums the pretrained RGB kernel (see
+    # models/classifier.py; the same function as replicate at the start, a third of the first conv's input)
+    gray_input: str = "replicate"  # replicate | sum-first-conv
 
     def validate(self, where: str) -> None:
         from .models.backbones import BACKBONES  # registry; keras is imported lazily there
@@ -112,19 +116,41 @@ class ModelConfig:
         _choice(where, "pooling", self.pooling, ("avg", "max"))
         if not 0 <= self.dropout < 1:
             raise UserError(f"{where}.dropout: must be in [0, 1), got {self.dropout}")
+        _choice(where, "gray_input", self.gray_input, ("replicate", "sum-first-conv"))
+        if self.gray_input == "sum-first-conv" and not BACKBONES[self.backbone].starts_with_conv:
+            raise UserError(
+                f"{where}.gray_input: sum-first-conv needs a backbone whose first layer is a convolution; "
+                f"{self.backbone} rescales and normalises its input first (use gray_input: replicate)"
+            )
 
 
 @dataclass
 class ScheduleConfig:
-    name: str = "constant"  # constant | step | exponential | cosine
+    name: str = "constant"  # constant | step | exponential | cosine | plateau
     every: int = 0  # step: decay every N iterations
-    factor: float = 1.0  # step/exponential: multiply by this
+    factor: float = 1.0  # step/exponential/plateau: multiply by this
     warmup: int = 0  # cosine: warm-up iterations
+    # plateau (reduce on plateau of the validation loss, as keras.callbacks.ReduceLROnPlateau):
+    patience: int = 5  # epochs without improvement before the rate is multiplied by factor
+    min_delta: float = 0.0  # a decrease smaller than this is no improvement
+    cooldown: int = 0  # epochs after a reduction before patience counts again
+    min_lr: float = 0.0  # the rate never goes below this
 
     def validate(self, where: str) -> None:
-        _choice(where, "name", self.name, ("constant", "step", "exponential", "cosine"))
+        _choice(where, "name", self.name, ("constant", "step", "exponential", "cosine", "plateau"))
         if self.name in ("step", "exponential") and self.every <= 0:
             raise UserError(f"{where}.every: a {self.name} schedule needs every > 0")
+        if self.name == "plateau":
+            if not 0 < self.factor < 1:
+                raise UserError(f"{where}.factor: a plateau schedule needs 0 < factor < 1 (e.g. 0.1), got {self.factor}")
+            if self.patience < 1:
+                raise UserError(f"{where}.patience: must be at least 1 epoch, got {self.patience}")
+            for name in ("min_delta", "cooldown", "min_lr"):
+                if getattr(self, name) < 0:
+                    raise UserError(f"{where}.{name}: must not be negative, got {getattr(self, name)}")
+
+
+PRECISIONS = ("float32", "mixed", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclass
@@ -145,7 +171,9 @@ class TrainConfig:
     seed: int = 0
     strategy: str = "auto"  # auto | default | mirrored | multiworker (tf.distribute)
     scale_lr: bool = False  # multiply lr by the number of replicas (linear scaling rule)
-    precision: str = "float32"  # float32 | mixed (float16 compute on GPUs)
+    # float32 | mixed (mixed_float16 with a GPU, else mixed_bfloat16: float16 is emulated on CPUs,
+    # ~100x slower) | mixed_float16 | mixed_bfloat16 (forced); see training/distribute.py
+    precision: str = "float32"
     deterministic: bool = False  # TensorFlow op determinism: reproducible, slower
     feature_cache: bool = True  # frozen backbone: train the head on cached features
     cache_dir: str = ""  # default: $TFXRAY_CACHE/features or ~/.cache/tfxray/features
@@ -153,10 +181,12 @@ class TrainConfig:
     def validate(self, where: str) -> None:
         _choice(where, "optimizer", self.optimizer, ("sgd", "adam", "adamw"))
         _choice(where, "strategy", self.strategy, ("auto", "default", "mirrored", "multiworker"))
-        _choice(where, "precision", self.precision, ("float32", "mixed"))
+        _choice(where, "precision", self.precision, PRECISIONS)
         for name in ("lr", "epochs", "batch_size"):
             if getattr(self, name) <= 0:
                 raise UserError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
+        if self.schedule.name == "plateau" and self.schedule.min_lr >= self.lr:
+            raise UserError(f"{where}.schedule.min_lr: must be below train.lr ({self.lr}), got {self.schedule.min_lr}")
 
 
 @dataclass
@@ -185,6 +215,9 @@ class Recipe:
             raise UserError(f"recipe.classes: at least two distinct class names expected, got {self.classes}")
         for section in dataclasses.fields(self):
             _validate_tree(getattr(self, section.name), section.name)
+        if self.model.gray_input == "sum-first-conv" and self.data.channels != 1:
+            raise UserError(f"model.gray_input: sum-first-conv is for gray input (data.channels: 1), got channels "
+                            f"{self.data.channels}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

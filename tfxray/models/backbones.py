@@ -29,6 +29,10 @@ class BackboneSpec:
     imagenet_md5: str | None = None  # the hash Keras checks the download against, when it declares one
     torchvision_name: str | None = None  # ImageNet weights converted from torchvision instead
     imagenet_url: str | None = None  # where Keras downloads imagenet_file from (to fetch it by hand)
+    # The first layer with weights is a convolution reached through zero padding only, so it can be
+    # adapted to gray input (model.gray_input: sum-first-conv). False where the backbone rescales or
+    # normalises its input itself first (EfficientNet's Rescaling and per-channel Normalization).
+    starts_with_conv: bool = True
 
     @property
     def stage_names(self) -> list[str]:
@@ -162,6 +166,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         imagenet_file="efficientnetb0_notop.h5",
         imagenet_md5="50bc09e76180e00e4465e1a485ddc09d",
         imagenet_url="https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5",
+        starts_with_conv=False,
     ),
     # ImageNet weights for ResNeXt come from torchvision: `tfxray weights convert` (preprocessing 'torch').
     "resnext50_32x4d": BackboneSpec(

@@ -2,6 +2,9 @@
 
 ``tfxray.json`` holds classes (negative first), positive class, input size and channels,
 resize mode, backbone, threshold and the rule that chose it, and the resolved recipe.
+``channels`` is what the model takes (1 for a gray radiograph); ``gray_input`` records how the
+model turns it into the backbone's input (replicate or sum-first-conv), which happens inside
+the model, so ``score`` feeds ``channels`` either way.
 Models are loaded with Keras' safe mode: no code from a user's file is ever run.
 """
 
@@ -30,6 +33,7 @@ class BundleMeta:
     gradcam_layer: str = ""
     roi: bool = False
     neighbours: bool = False
+    gray_input: str = "replicate"
     recipe: dict = field(default_factory=dict)
     tfxray_version: str = ""
 

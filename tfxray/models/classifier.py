@@ -1,10 +1,25 @@
-"""A classifier is any registered backbone plus a small head, as one flat graph."""
+"""A classifier is any registered backbone plus a small head, as one flat graph.
+
+Gray radiographs (one input channel) reach the backbone in one of two ways (``gray_input``):
+
+- ``replicate`` (default): the preprocessing layer copies the gray channel to RGB and the
+  backbone is the ImageNet one, unchanged;
+- ``sum-first-conv``: the backbone is built for the gray channel and its first convolution
+  takes the pretrained RGB kernel summed over the colours (with the ImageNet normalisation
+  folded in where it differs per channel; see ``RadiographPreprocessing``). The model then
+  computes the same function as ``replicate`` with the same weights (a test holds it to that),
+  for a third of the first convolution's input. Backbones that rescale or normalise their
+  input before the first convolution (EfficientNet) are refused.
+
+Either way the saved model takes (size, size, 1) pixels in [0, 1]: ``score`` feeds it alike.
+"""
 
 from __future__ import annotations
 
-from .backbones import build_backbone_output, get_spec, resolve_weights
+from ..errors import UserError
+from .backbones import build_backbone, build_backbone_output, get_spec, resolve_weights
 from .freeze import PREPROCESSING_LAYER, apply_freeze, backbone_layers
-from .preprocessing import RadiographPreprocessing
+from .preprocessing import PER_CHANNEL_MODES, RadiographPreprocessing, replicated_affine
 
 
 def build_classifier(
@@ -21,6 +36,7 @@ def build_classifier(
     dropout: float = 0.0,
     l2: float = 0.0,
     pooling: str = "avg",
+    gray_input: str = "replicate",
 ):
     """Input: pixels in [0, 1], shape (size, size, channels). Output: sigmoid (2 classes) or softmax."""
     import keras
@@ -28,9 +44,18 @@ def build_classifier(
 
     spec = get_spec(backbone)
     mode = spec.preprocessing if normalization == "backbone" else normalization
+    sum_first_conv = gray_input == "sum-first-conv"
+    if sum_first_conv:
+        if channels != 1:
+            raise UserError(f"model.gray_input: sum-first-conv is for gray input (data.channels: 1), got {channels}")
+        if not spec.starts_with_conv:
+            raise UserError(f"model.gray_input: sum-first-conv needs a backbone whose first layer is a convolution; "
+                            f"{backbone} rescales and normalises its input first (use gray_input: replicate)")
+    weights_value = resolve_weights(backbone, weights)
     inputs = keras.Input((input_size, input_size, channels), name="image")
-    x = RadiographPreprocessing(mode, dataset_mean, dataset_std, name=PREPROCESSING_LAYER)(inputs)
-    features = build_backbone_output(backbone, x, weights)
+    x = RadiographPreprocessing(mode, dataset_mean, dataset_std, gray_input=gray_input, name=PREPROCESSING_LAYER)(inputs)
+    # a gray backbone is built without weights: they come from the RGB source below, its first kernel adapted
+    features = build_backbone_output(backbone, x, None if sum_first_conv else weights)
     pool = layers.GlobalAveragePooling2D if pooling == "avg" else layers.GlobalMaxPooling2D
     x = pool(name="head_pool")(features)
     if dropout > 0:
@@ -42,29 +67,69 @@ def build_classifier(
         units, activation=activation, kernel_regularizer=regularizer, dtype="float32", name="head_dense"
     )(x)
     model = keras.Model(inputs, outputs, name=f"tfxray_{backbone}")
-    weights_value = resolve_weights(backbone, weights)
-    if weights_value not in (None, "imagenet"):
-        _load_backbone_weights(model, backbone, weights_value)
+    if sum_first_conv:
+        first_conv(model)  # checks the graph: padding only between the preprocessing and a plain convolution
+        if weights_value is not None:
+            source = _source_backbone(backbone, input_size, weights_value)
+            _copy_backbone_weights(source, model, lambda kernel: gray_kernel(kernel, mode))
+    elif weights_value not in (None, "imagenet"):
+        _copy_backbone_weights(_source_backbone(backbone, input_size, weights_value), model)
     apply_freeze(model, backbone, freeze)
     return model
 
 
-def _load_backbone_weights(model, backbone: str, path: str) -> None:
-    """Load a backbone-only weights file (e.g. from ``tfxray weights convert``) by layer name."""
+def gray_kernel(kernel, mode: str):
+    """The pretrained RGB first kernel (kh, kw, 3, out) as the gray backbone's first kernel."""
+    from .weights import fold_first_conv_kernel, gray_first_conv_kernel
+
+    if mode in PER_CHANNEL_MODES:
+        return fold_first_conv_kernel(kernel, *replicated_affine(mode))
+    return gray_first_conv_kernel(kernel)  # every replicated channel holds the same normalised value
+
+
+def first_conv(model):
+    """The first layer with weights after the preprocessing layer: a plain Conv2D reached through
+    zero padding only, or a UserError (sum-first-conv cannot adapt anything else)."""
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    for layer in model.layers[names.index(PREPROCESSING_LAYER) + 1 :]:
+        if isinstance(layer, keras.layers.ZeroPadding2D):
+            continue
+        if isinstance(layer, keras.layers.Conv2D) and layer.groups == 1:
+            return layer
+        raise UserError(f"model.gray_input: sum-first-conv needs a convolution first; {model.name} starts with "
+                        f"{type(layer).__name__} {layer.name!r} (use gray_input: replicate)")
+    raise UserError("model.gray_input: no convolution found")
+
+
+def _source_backbone(backbone: str, input_size: int, weights: str):
+    """The backbone with its pretrained weights, built for RGB input as the weights were made."""
     from pathlib import Path
 
-    from ..errors import UserError
-    from .backbones import build_backbone
-
-    if not Path(path).is_file():
-        raise UserError(f"model.weights: {path}: file not found")
-    source = build_backbone(backbone, tuple(model.get_layer(PREPROCESSING_LAYER).output.shape[1:]), weights=None)
+    shape = (input_size, input_size, 3)
+    if weights == "imagenet":
+        return build_backbone(backbone, shape, weights="imagenet")
+    if not Path(weights).is_file():
+        raise UserError(f"model.weights: {weights}: file not found")
+    source = build_backbone(backbone, shape, weights=None)
     try:
-        source.load_weights(path)
+        source.load_weights(weights)
     except Exception as exc:  # a wrong or corrupt file: one line for the user
-        raise UserError(f"model.weights: {path}: could not be loaded ({str(exc).splitlines()[0]})") from None
-    # Pair the weighted layers in graph order (as Keras' weights files do), not by name: names Keras
-    # generates (EfficientNet's "normalization_3") differ between two builds of one backbone.
+        raise UserError(f"model.weights: {weights}: could not be loaded ({str(exc).splitlines()[0]})") from None
+    return source
+
+
+def _copy_backbone_weights(source, model, adapt_first_kernel=None) -> None:
+    """Copy a backbone-only model's weights (an ImageNet build or a weights file, e.g. from
+    ``tfxray weights convert``) into the classifier; ``adapt_first_kernel`` maps the first kernel.
+
+    Pairs the weighted layers in graph order (as Keras' weights files do), not by name: names Keras
+    generates (EfficientNet's "normalization_3") differ between two builds of one backbone.
+    """
     sources = [layer for layer in source.layers if layer.weights]
-    for source_layer, target_layer in zip(sources, backbone_layers(model), strict=True):
-        target_layer.set_weights(source_layer.get_weights())
+    for index, (source_layer, target_layer) in enumerate(zip(sources, backbone_layers(model), strict=True)):
+        values = source_layer.get_weights()
+        if index == 0 and adapt_first_kernel is not None:
+            values = [adapt_first_kernel(values[0]), *values[1:]]
+        target_layer.set_weights(values)

@@ -1,5 +1,9 @@
 """Backbone weights from elsewhere: torchvision state dicts converted to Keras, gray first convs.
 
+Gray first convolutions (``model.gray_input: sum-first-conv``): ``gray_first_conv_kernel`` and
+``fold_first_conv_kernel`` turn a pretrained RGB first kernel into the kernel of a backbone fed
+one gray channel; ``models.classifier`` applies them when it copies pretrained weights.
+
 On a machine with PyTorch, three lines export torchvision's ImageNet ResNeXt as ``.npz``
 (tfxray itself never needs PyTorch)::
 
@@ -42,6 +46,18 @@ def gray_first_conv_kernel(kernel: np.ndarray) -> np.ndarray:
     replicating the radiograph to three channels, for a third of the input.
     """
     return kernel.sum(axis=2, keepdims=True)
+
+
+def fold_first_conv_kernel(kernel: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """An RGB first convolution for a gray image g plus an image-support channel s (1 inside, 0 in padding).
+
+    When the RGB input was ``x_c = scale[c] * g + offset[c]`` (a per-channel normalisation of a
+    replicated gray image), ``conv(K, x) = conv(sum_c scale[c] K_c, g) + conv(sum_c offset[c] K_c, s)``
+    exactly, zero padding included (there x_c = 0 and g = s = 0). Returns (kh, kw, 2, out).
+    """
+    image = np.einsum("hwco,c->hwo", kernel, np.asarray(scale, np.float64))
+    support = np.einsum("hwco,c->hwo", kernel, np.asarray(offset, np.float64))
+    return np.stack([image, support], axis=2).astype(kernel.dtype)
 
 
 def convert_torchvision_state(name: str, npz_path: str | Path, out_path: str | Path) -> Path:

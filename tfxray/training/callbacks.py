@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import keras
 import pandas as pd
 
-from ..io import atomic_save_figure, atomic_write_text
+from ..errors import RunError
+from ..io import atomic_save_figure, atomic_write_json, atomic_write_text
+from .schedules import plateau_lr
 
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -15,6 +19,9 @@ class HistoryCSV(keras.callbacks.Callback):
 
     Keras' CSVLogger appends, so an epoch re-run after a crash would appear twice.
     Also draws history.png (loss and metrics, training vs validation) when training ends.
+    The ``lr`` column is the optimizer's learning rate when the epoch ended, i.e. the rate
+    the next step uses (a step schedule's value at that step; the plateau schedule's rate
+    for the next epoch).
     """
 
     def __init__(self, csv_path: Path, png_path: Path | None = None):
@@ -86,3 +93,88 @@ class RestoreBest(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+
+class PlateauSchedule(keras.callbacks.Callback):
+    """Reduce-on-plateau as a function of the history: sets the optimizer's learning rate to
+    ``plateau_lr`` of this phase's validation losses so far.
+
+    At each epoch's end (after recording its loss) the rate for the next epoch is set, as
+    Keras' ReduceLROnPlateau does; at each epoch's start it is set again from the losses of
+    the epochs before it, read back from ``history.csv`` when training begins. A run resumed
+    after a crash therefore trains each epoch at exactly the rate an uninterrupted run would,
+    whatever the restored optimizer state holds. Epochs are counted from ``first_epoch``
+    (the phase's initial epoch): a fine-tuning phase starts its own plateau count.
+    """
+
+    def __init__(self, history_csv: Path, *, first_epoch: int, lr: float, factor: float, patience: int,
+                 min_delta: float = 0.0, cooldown: int = 0, min_lr: float = 0.0, monitor: str = "val_loss"):
+        super().__init__()
+        self.history_csv, self.first_epoch, self.monitor = Path(history_csv), int(first_epoch), monitor
+        self.rule = dict(lr=lr, factor=factor, patience=patience, min_delta=min_delta, cooldown=cooldown, min_lr=min_lr)
+        self.losses: dict[int, float] = {}  # 1-based epoch -> monitored value
+
+    def rate_after(self, epochs_done: int) -> float:
+        """The learning rate once epochs ``first_epoch + 1 .. epochs_done`` (1-based) are done."""
+        wanted = range(self.first_epoch + 1, epochs_done + 1)
+        missing = [e for e in wanted if e not in self.losses]
+        if missing:
+            raise RunError(f"plateau schedule: {self.history_csv} has no {self.monitor} for epoch {missing[0]}; "
+                           f"the learning rate cannot be recomputed (start the run again)")
+        return plateau_lr([self.losses[e] for e in wanted], **self.rule)
+
+    def on_train_begin(self, logs=None):
+        self.losses = {}
+        if self.history_csv.is_file():
+            old = pd.read_csv(self.history_csv)
+            if self.monitor in old.columns:
+                self.losses = {int(e): float(v) for e, v in zip(old["epoch"], old[self.monitor])}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate = self.rate_after(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise RunError(f"plateau schedule: no {self.monitor} after epoch {epoch + 1} (no validation data?)")
+        self.losses = {e: v for e, v in self.losses.items() if e <= epoch}  # drop rows of a later, lost attempt
+        self.losses[epoch + 1] = float(value)
+        self.model.optimizer.learning_rate = self.rate_after(epoch + 1)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore with a checkpoint that a kill -9 never leaves half-written.
+
+    Keras writes ``latest.weights.h5`` in place and then ``training_metadata.json``: killed
+    during the first, the resume fails on an unreadable HDF5 file; killed between the two, the
+    weights are one epoch ahead of the epoch counter. Here each epoch's weights go to a new file
+    (written under a temporary name, then renamed), the metadata naming that file and its epoch
+    then replaces the old metadata atomically, and only then is the previous file removed: the
+    checkpoint is always one whole epoch, the old one or the new one.
+    """
+
+    def _save_model(self):
+        folder = Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{self._current_epoch}.weights.h5"
+        partial = folder / f".{name}.partial.weights.h5"  # Keras wants the .weights.h5 suffix
+        self.model.save_weights(str(partial), overwrite=True)
+        os.replace(partial, folder / name)
+        atomic_write_json(self._training_metadata_path,
+                          {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name})
+        for old in folder.glob("*.weights.h5"):  # older epochs and partial files of a killed attempt
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+    def _load_model(self):
+        metadata_path = Path(self._training_metadata_path)
+        if not metadata_path.is_file():
+            return super()._load_model()  # nothing saved yet (or Keras' own layout)
+        metadata = json.loads(metadata_path.read_text())
+        if "weights" not in metadata:
+            return super()._load_model()
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:  # its variables must exist to be loaded
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(str(Path(self.backup_dir) / metadata["weights"]))
+        self.model._initial_epoch = metadata["epoch"]

@@ -5,12 +5,17 @@ is scaled by the same factor when the recipe asks (linear scaling rule).
 
 ``TFXRAY_CPU_DEVICES=N`` splits the CPU into N logical devices before TensorFlow starts, so
 MirroredStrategy can be exercised on a machine without GPUs (the tests do).
+
+Precision (``precision_policy``: mixed is float16 with a GPU, bfloat16 without) and op
+determinism are process-wide switches; ``training_settings`` sets them for one training and
+puts them back.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 
 from ..errors import UserError
 
@@ -91,9 +96,62 @@ def is_chief(strategy) -> bool:
     return task_type == "worker" and task_id == 0 and not has_chief
 
 
-def set_precision(precision: str) -> None:
-    import keras
+PRECISION_POLICIES = {"float32": "float32", "mixed_float16": "mixed_float16", "mixed_bfloat16": "mixed_bfloat16"}
 
-    if precision not in ("float32", "mixed"):
-        raise UserError(f"train.precision: expected float32 or mixed, got {precision!r}")
-    keras.mixed_precision.set_global_policy("mixed_float16" if precision == "mixed" else "float32")
+
+def precision_policy(precision: str, has_gpu: bool) -> str:
+    """The Keras dtype policy for ``train.precision``.
+
+    ``mixed`` is float16 compute with a GPU (tensor cores; Keras wraps the optimizer in a
+    LossScaleOptimizer) and bfloat16 compute without one: CPUs emulate float16 (a tiny CNN
+    trained about 100x slower in float16 than in float32 on this project's test machine),
+    while bfloat16 runs natively on recent CPUs (oneDNN, AVX512-BF16/AMX) and, having float32's
+    exponent range, needs no loss scaling. ``mixed_float16`` and ``mixed_bfloat16`` force one.
+    """
+    if precision == "mixed":
+        return "mixed_float16" if has_gpu else "mixed_bfloat16"
+    if precision not in PRECISION_POLICIES:
+        raise UserError(f"train.precision: expected float32, mixed, mixed_float16 or mixed_bfloat16, got {precision!r}")
+    return PRECISION_POLICIES[precision]
+
+
+def set_precision(precision: str) -> str:
+    """Set Keras' global dtype policy for ``precision``; returns the policy's name."""
+    import keras
+    import tensorflow as tf
+
+    policy = precision_policy(precision, has_gpu=bool(tf.config.list_logical_devices("GPU")))
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+@contextmanager
+def training_settings(precision: str, deterministic: bool, verbose: int = 0):
+    """Keras' global dtype policy and TensorFlow's op determinism for one training, put back after.
+
+    Both are process-wide switches: left on, they would change every model built later in the
+    same process (a notebook, cross-validation's next fold, a test suite).
+    """
+    import keras
+    import tensorflow as tf
+
+    # TensorFlow exports only enable_op_determinism; its query and its off switch live beside it
+    # (TF 2.21). Without them determinism stays on after the training, as it always did.
+    from tensorflow.python.framework import config as tf_config
+
+    is_on = getattr(tf_config, "is_op_determinism_enabled", lambda: False)
+    turn_off = getattr(tf_config, "disable_op_determinism", None)
+    old_policy = keras.mixed_precision.global_policy()
+    was_deterministic = is_on()
+    try:
+        policy = set_precision(precision)
+        if verbose and precision == "mixed" and policy == "mixed_bfloat16":
+            print("precision mixed: no GPU, so mixed_bfloat16 (float16 is emulated on CPUs; "
+                  "--set train.precision=mixed_float16 forces it)")
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        yield policy
+    finally:
+        keras.mixed_precision.set_global_policy(old_policy)
+        if deterministic and not was_deterministic and turn_off is not None:
+            turn_off()

@@ -5,7 +5,7 @@ Run directory:
   recipe.yaml                the resolved recipe (after overrides)
   split.csv                  which image went where (patient-grouped)
   history.csv, history.png   per-epoch loss and metrics, rewritten atomically each epoch
-  checkpoint/                Keras BackupAndRestore state for --resume (removed when done)
+  checkpoint/                BackupAndRestore state for --resume, written atomically (removed when done)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..models.backbones import get_spec
 from ..models.bundle import BundleMeta, save_bundle
 from ..models.classifier import build_classifier
 from ..models.freeze import apply_freeze, format_parameter_table, parameter_table
-from .callbacks import HistoryCSV, RestoreBest
+from .callbacks import AtomicBackupAndRestore, HistoryCSV, PlateauSchedule, RestoreBest
 from .schedules import KerasSchedule
 
 SPLIT_FILE = "split.csv"
@@ -74,6 +74,7 @@ def _build_model(recipe: Recipe, geometry: ImageGeometry, mean: float, std: floa
         dropout=recipe.model.dropout,
         l2=recipe.model.l2,
         pooling=recipe.model.pooling,
+        gray_input=recipe.model.gray_input,
     )
 
 
@@ -92,7 +93,10 @@ def _optimizer(recipe: Recipe, total_steps: int, lr_scale: float = 1.0):
 
     t = recipe.train
     s = t.schedule
-    lr = KerasSchedule(s.name, t.lr * lr_scale, every=s.every, factor=s.factor, total=total_steps, warmup=s.warmup)
+    if s.name == "plateau":  # a plain variable that PlateauSchedule sets every epoch
+        lr = t.lr * lr_scale
+    else:
+        lr = KerasSchedule(s.name, t.lr * lr_scale, every=s.every, factor=s.factor, total=total_steps, warmup=s.warmup)
     if t.optimizer == "sgd":
         return keras.optimizers.SGD(lr, momentum=t.momentum)
     if t.optimizer == "adam":
@@ -133,16 +137,24 @@ def train(
     allow_leaks: bool = False,
     verbose: int = 1,
 ) -> TrainResult:
-    import keras
-    import tensorflow as tf
+    """Train ``recipe`` on ``manifest`` into ``run_dir`` (see the module docstring for its files).
 
-    from .distribute import is_chief, make_strategy, set_precision
+    The recipe's precision (Keras' global dtype policy) and op determinism are set for this
+    training only and put back when it ends (``distribute.training_settings``).
+    """
+    from .distribute import make_strategy, training_settings
 
     strategy = make_strategy(recipe.train.strategy)  # before any other TensorFlow work
-    set_precision(recipe.train.precision)
-    if recipe.train.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    run_dir = Path(run_dir)
+    with training_settings(recipe.train.precision, recipe.train.deterministic, verbose):
+        return _train(recipe, manifest, Path(run_dir), strategy, resume=resume, allow_leaks=allow_leaks, verbose=verbose)
+
+
+def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resume: bool, allow_leaks: bool,
+           verbose: int) -> TrainResult:
+    import keras
+
+    from .distribute import is_chief
+
     if not is_chief(strategy):  # in a multi-worker run only the chief writes the run directory itself
         run_dir = run_dir / f"worker-{strategy.cluster_resolver.task_id}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -165,6 +177,9 @@ def train(
         raise UserError("split: the training split is empty")
     if train_rows["label"].nunique() < 2:
         raise UserError("split: the training split holds one class only")
+    if recipe.train.schedule.name == "plateau" and val_rows.empty:
+        raise UserError("train.schedule.name: plateau follows the validation loss, but the validation split is empty "
+                        "(give data.split a validation share, or mark rows 'validation' in the manifest)")
 
     geometry = ImageGeometry(recipe.data.input_size, recipe.data.channels, recipe.data.resize)
     spec = get_spec(recipe.model.backbone)
@@ -281,7 +296,7 @@ def train(
         model.load_weights(phase_one_done)
     else:
         _fit(fit_model, train_data, val_data, recipe, run_dir, CHECKPOINT_DIR, epochs, 0, verbose,
-             steps_per_epoch if (budget_in_steps or (balanced and not use_cache)) else None)
+             steps_per_epoch if (budget_in_steps or (balanced and not use_cache)) else None, lr=recipe.train.lr * lr_scale)
 
     finetune = recipe.train.finetune_epochs
     if finetune > 0:
@@ -302,7 +317,8 @@ def train(
                 loss=loss, metrics=metrics(),
             )
         _fit(model, train_data, val_data, recipe, run_dir, CHECKPOINT_DIR + "-finetune", epochs + finetune, epochs, verbose,
-             steps_per_epoch if (budget_in_steps or balanced) else None)
+             steps_per_epoch if (budget_in_steps or balanced) else None,
+             lr=recipe.train.lr * lr_scale * recipe.train.finetune_lr_factor)
 
     threshold, rule = 0.5, "fixed 0.5 (no validation split)"
     if val_data is not None and binary:
@@ -320,6 +336,7 @@ def train(
         gradcam_layer=spec.gradcam_layer,
         roi=recipe.data.roi,
         neighbours=recipe.data.neighbours,
+        gray_input=recipe.model.gray_input,
         recipe=recipe.to_dict(),
     )
     save_bundle(model, meta, run_dir)
@@ -329,14 +346,27 @@ def train(
 
 
 def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint: str, epochs: int, initial_epoch: int,
-         verbose: int, steps_per_epoch: int | None = None) -> None:
-    """One training phase with the run directory's callbacks; resumable from its checkpoint."""
+         verbose: int, steps_per_epoch: int | None = None, lr: float = 0.0) -> None:
+    """One training phase with the run directory's callbacks; resumable from its checkpoint.
+
+    At an epoch's end the plateau schedule (if any) sets the next rate, history.csv is written,
+    and only then is the checkpoint saved (atomically: ``AtomicBackupAndRestore``). A run killed
+    between the two resumes by re-running the epoch (its history row is replaced), never with a
+    checkpoint ahead of history.csv, from which the plateau schedule recomputes the rate.
+    """
     import keras
     import tensorflow as tf
 
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(run_dir / checkpoint), save_freq="epoch", delete_checkpoint=True),
+    callbacks = []
+    s = recipe.train.schedule
+    if s.name == "plateau":
+        callbacks.append(PlateauSchedule(
+            run_dir / "history.csv", first_epoch=initial_epoch, lr=lr, factor=s.factor, patience=s.patience,
+            min_delta=s.min_delta, cooldown=s.cooldown, min_lr=s.min_lr,
+        ))
+    callbacks += [
         HistoryCSV(run_dir / "history.csv", run_dir / "history.png"),
+        AtomicBackupAndRestore(str(run_dir / checkpoint), save_freq="epoch", delete_checkpoint=True),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
     ]
