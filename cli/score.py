@@ -45,7 +45,7 @@ def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggre
     """
     import warnings
 
-    from tfxray.scoring.batch import parse_shard, rollup_path, score_folder
+    from tfxray.scoring.batch import parse_shard, score_folder
 
     if gradcam_only_positives and gradcam_dir is None:
         from tfxray.errors import UserError
@@ -59,7 +59,9 @@ def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggre
                            devices=devices)
     for line in summary.lines():
         click.echo(line)
-    click.echo(f"scores: {out}\nroll-ups: {rollup_path(Path(out))}")
+    click.echo(f"scores: {out}")
+    if summary.rollups is not None:  # none for more than two classes: the summary says why
+        click.echo(f"roll-ups: {summary.rollups}")
     if gradcam_dir is not None:
         click.echo(f"Grad-CAM panels: {gradcam_dir}")
     if summary.errors and not allow_errors:

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -18,7 +19,11 @@ def test_demo_runs_the_whole_job(tmp_path):
     assert 0 <= report["auc"] <= 1 and report["auc_ci95"][0] <= report["auc"] <= report["auc_ci95"][1]
     assert report["scoring"]["errors"] == 1 and report["scoring"]["skipped"] == 1  # the broken file and the note
     assert report["scoring"]["scored"] == report["n_test_images"]
-    assert report["pointing_game"]["n"] >= 1 and 0 <= report["pointing_game"]["hit_rate"] <= 1
+    # Every test fracture is checked; a fracture box is a small share of the image (chance).
+    # (The full demo, 500 images and 20 epochs, hits 100% of 27 at chance 2%: too slow for here.)
+    pointing = report["pointing_game"]
+    assert pointing["n"] == len(pd.read_csv(out / "test_manifest.csv").query("label == 'fracture'"))
+    assert 0 < pointing["chance"] < 0.1 and 0 <= pointing["mass_in_box"] <= 1
     for path in [report["files"]["history_png"], report["files"]["scores_csv"], *report["files"]["gradcam_panels"]]:
         assert Path(path).is_file(), path
     assert (out / "evaluation" / "roc_image_score.png").stat().st_size > 5000

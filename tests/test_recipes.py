@@ -52,7 +52,11 @@ def test_vertebral_radiograph_recipe_resnext_shallow_frozen_cross_validated(tmp_
     model = bundle.model
     assert not model.get_layer("layer2_3_conv3").trainable and model.get_layer("layer3_0_conv1").trainable
     pre = model.get_layer("preprocessing")
-    assert pre.mode == "dataset" and 0 < pre.mean < 1 and pre.std > 0  # computed on the training split
+    assert pre.mode == "dataset" and 0 < pre.mean < 1 and pre.std > 0
+    # computed on the fold's training split only, as its split.csv lists it
+    from tests.training.test_normalization import training_split_stats_match_the_saved_model
+
+    training_split_stats_match_the_saved_model(tmp_path / "cv" / "fold-1", 32)
 
 
 @pytest.mark.slow
@@ -61,8 +65,13 @@ def test_vertebral_ct_recipe_roi_neighbours_amplified_patient_max(tmp_path):
     from tfxray.training.crossval import cross_validate
 
     synthesize(tmp_path / "data", task="ct", n=48, seed=5, size=96, progress=False)
+    # The recipe's ResNet50 (built with its head and L2 in tests/models/test_head.py) is swapped for the
+    # tiny CNN here: tracing ResNet50's training step twice (two folds) costs about 100 s on 2 cores,
+    # and what this test checks is the data path (ROI, neighbours, amplification, folds, patient max).
+    assert load_recipe("vertebral-ct", []).model.backbone == "resnet50"
     recipe = load_recipe("vertebral-ct", [
         (["data", "input_size"], 32), (["data", "folds"], 2), (["model", "weights"], "none"),
+        (["model", "backbone"], "tiny_cnn"),
         (["augment", "offline", "factor"], 2), (["train", "epochs"], 1), (["train", "batch_size"], 8),
     ])
     assert (recipe.data.input_size, recipe.data.channels, recipe.train.beta_1, recipe.train.lr) == (32, 3, 0.5, 1e-4)
@@ -74,6 +83,8 @@ def test_vertebral_ct_recipe_roi_neighbours_amplified_patient_max(tmp_path):
     assert len(amplified) == 2 * int((split.split == "train").sum())
     bundle = load_bundle(tmp_path / "cv" / "fold-1")
     assert bundle.meta.channels == 3 and bundle.meta.roi and bundle.meta.neighbours
+    assert recipe.train.early_stopping == 10 and recipe.train.restore_best
+    assert bundle.model.get_layer("head_dense").kernel_regularizer.l2 == pytest.approx(1e-4)  # the protocol's L2
     report = evaluate_table(oof, label_column="label", positive="malignant", score_columns=["score"],
                             patient_column="patient_id", aggregate="max", threshold="0.5")
     assert set(report["levels"]) == {"image", "patient"}

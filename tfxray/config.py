@@ -120,7 +120,7 @@ class ModelConfig:
         if self.gray_input == "sum-first-conv" and not BACKBONES[self.backbone].starts_with_conv:
             raise UserError(
                 f"{where}.gray_input: sum-first-conv needs a backbone whose first layer is a convolution; "
-                f"{self.backbone} rescales and normalises its input first (use gray_input: replicate)"
+                f"{self.backbone} preprocesses its input inside the network before its first convolution (use gray_input: replicate)"
             )
 
 

@@ -33,7 +33,7 @@ def run_demo(
     from .data.manifest import load_manifest
     from .data.synth import synthesize
     from .evaluation.report import evaluate_table, format_summary, write_report
-    from .explain.gradcam import explain_paths, pointing_game, save_panel
+    from .explain.gradcam import explain_paths, heatmap_boxes, localization, save_panel
     from .models.bundle import load_bundle
     from .scoring.batch import score_folder
     from .scoring.predict import predict_manifest
@@ -104,12 +104,11 @@ def run_demo(
     fractures = test_manifest[test_manifest["label"] == "fracture"]
     paths = [str(data_dir / p) for p in fractures["path"]]
     heatmaps = explain_paths(bundle, paths)
-    scale = bundle.meta.input_size / float(_image_side(paths[0])) if paths else 1.0
-    boxes = [fractures.iloc[i][["x1", "y1", "x2", "y2"]].to_numpy(np.float32)[None] * scale for i in range(len(paths))]
-    localisation = pointing_game(np.stack([h.cam for h in heatmaps]), boxes) if heatmaps else {}
+    boxes = [fractures.iloc[i][["x1", "y1", "x2", "y2"]].to_numpy(np.float32)[None] for i in range(len(paths))]
+    localisation = localization(bundle, heatmaps, boxes)[0] if heatmaps else {}
     gradcam_dir = out / "gradcam"
     panels = [
-        str(save_panel(h, gradcam_dir / f"{Path(h.path).stem}.png", box=b))
+        str(save_panel(h, gradcam_dir / f"{Path(h.path).stem}.png", box=heatmap_boxes(bundle, h, b)))
         for h, b in list(zip(heatmaps, boxes))[:n_panels]
     ]
     step("gradcam")
@@ -141,12 +140,6 @@ def run_demo(
     return DemoResult(out, demo_report)
 
 
-def _image_side(path: str) -> int:
-    from .images import read_image
-
-    return read_image(path).pixels.shape[1]
-
-
 def _markdown(report: dict) -> str:
     ci = report.get("auc_ci95") or [float("nan"), float("nan")]
     pg = report["pointing_game"] or {}
@@ -166,7 +159,7 @@ def _markdown(report: dict) -> str:
         )
     s = report["scoring"]
     lines += [
-        f"- Folder scoring: {s['files']} files, {s['scored']} scored, {s['errors']} errors, {s['skipped']} skipped",
+        f"- Folder scoring: {s['files']} files, {s['scored']} scored, {s['errors']} error(s), {s['skipped']} skipped",
         "",
         "| step | seconds |",
         "|---|---|",

@@ -3,25 +3,42 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from tests.models.backbone_cases import backbone_params  # noqa: E402
 from tfxray.errors import UserError  # noqa: E402
 from tfxray.models.backbones import BACKBONES, build_backbone  # noqa: E402
 from tfxray.models.bundle import BundleMeta, load_bundle, save_bundle  # noqa: E402
 from tfxray.models.classifier import build_classifier  # noqa: E402
-from tfxray.models.freeze import backbone_layers, format_parameter_table, parameter_table  # noqa: E402
+from tfxray.models.freeze import apply_freeze, backbone_layers, format_parameter_table, parameter_table  # noqa: E402
 from tfxray.models.preprocessing import RadiographPreprocessing  # noqa: E402
 
 
-@pytest.mark.parametrize("name", sorted(BACKBONES))
+@pytest.mark.parametrize("name", backbone_params())
 def test_every_registered_backbone_builds_flat_without_top(name):
     spec = BACKBONES[name]
     size = max(spec.min_size, 32)
     model = build_backbone(name, (size, size, 3), weights=None)
     assert len(model.output.shape) == 4  # a feature map, no classification top
-    names = {layer.name for layer in model.layers}
-    assert spec.gradcam_layer in names
-    for _, last in spec.stages:
-        assert last in names
+    layers = {layer.name: layer for layer in model.layers}
+    assert len(layers[spec.gradcam_layer].output.shape) == 4  # Grad-CAM's target is a feature map
+    names = [layer.name for layer in model.layers]
+    ends = [names.index(last) for _, last in spec.stages]  # each stage's last layer exists...
+    assert ends == sorted(set(ends))  # ...shallow to deep
+    assert ends[-1] == len(names) - 1  # the last stage ends at the output: every layer has a stage
     assert not any(isinstance(layer, keras.Model) for layer in model.layers)  # flat graph
+    # the registry's starts_with_conv flag (can sum-first-conv adapt it?) is what the graph shows:
+    # past zero padding, the first layer is a convolution
+    first_layer = next(layer for layer in model.layers[1:] if not isinstance(layer, keras.layers.ZeroPadding2D))
+    assert isinstance(first_layer, keras.layers.Conv2D) == spec.starts_with_conv
+
+    first = spec.stage_names[0]
+    apply_freeze(model, name, f"until:{first}")
+    shallow = [layer for layer in model.layers[: ends[0] + 1] if layer.weights]
+    deep = [layer for layer in model.layers[ends[0] + 1 :] if layer.weights]
+    assert shallow and deep
+    assert not any(layer.trainable for layer in shallow) and all(layer.trainable for layer in deep)
+    groups = {row["group"]: row for row in parameter_table(model, name)}
+    assert groups[first]["trainable"] == 0 and groups[first]["frozen"] > 0
+    assert groups[spec.stage_names[1]]["trainable"] > 0
 
 
 def tiny(freeze="none", **kwargs):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from tests.models.backbone_cases import backbone_params
 from tfxray.cli.main import cli
 from tfxray.errors import UserError
 from tfxray.models import backbones
@@ -39,7 +40,7 @@ def test_cache_dir_defaults_to_home_dot_keras(tmp_path, monkeypatch):
     assert keras_cache_dir() == tmp_path / ".keras" / "models"
 
 
-@pytest.mark.parametrize("name", KERAS_FILE_BACKBONES)
+@pytest.mark.parametrize("name", backbone_params(KERAS_FILE_BACKBONES))
 def test_declared_file_url_and_hash_are_what_keras_requests(name, monkeypatch):
     """Keras itself is asked: the file name, URL and hash it passes to get_file, offline."""
     from keras.src.utils import file_utils
@@ -105,6 +106,7 @@ def test_cli_list_and_path(keras_home, tmp_path, monkeypatch):
     status = {line.split()[0]: line.split()[1] for line in listed.output.splitlines()[1:] if not line.startswith(" ")}
     assert status["resnet50"] == "present" and status["inception_v3"] == "corrupt"
     assert status["densenet121"] == "missing" and status["resnext50_32x4d"] == "convert" and status["tiny_cnn"] == "none"
+    assert set(status) == set(backbones.BACKBONES)  # one row per registered backbone
     assert backbones.BACKBONES["densenet121"].imagenet_url in listed.output
     assert backbones.BACKBONES["resnet50"].imagenet_url not in listed.output  # present: nothing to fetch
 
@@ -157,3 +159,51 @@ def test_backbone_weights_file_loads_despite_generated_layer_names(tmp_path):
     for loaded, saved in zip(target.get_weights(), normalization.get_weights()):
         np.testing.assert_array_equal(loaded, saved)
     np.testing.assert_array_equal(model.get_layer("stem_conv").kernel.numpy(), source.get_layer("stem_conv").kernel.numpy())
+
+
+@pytest.mark.parametrize("name,constructor", [("mobilenet_v3_small", "MobileNetV3Small"),
+                                              ("efficientnet_v2_b0", "EfficientNetV2B0")])
+def test_backbone_built_without_keras_preprocessing_loads_its_file_and_computes_the_same(name, constructor, keras_home,
+                                                                                          monkeypatch):
+    """These are built with include_preprocessing=False and declare tfxray's equivalent mode instead: Keras'
+    ImageNet file (written here from random weights) still loads, and the features on [0, 1] pixels equal
+    those of Keras' own model, with its preprocessing, on the same pixels times 255."""
+    import h5py
+    import keras
+    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+    from keras.src.utils import file_utils
+
+    from tfxray.models.preprocessing import RadiographPreprocessing
+
+    spec = backbones.BACKBONES[name]
+    cached = keras_home / "models" / spec.imagenet_file
+
+    def cached_file(fname, origin=None, **kwargs):  # Keras' hash would reject these random weights
+        assert (fname, origin, kwargs.get("file_hash")) == (spec.imagenet_file, spec.imagenet_url, spec.imagenet_md5)
+        return str(cached)
+
+    monkeypatch.setattr(file_utils, "get_file", cached_file)
+    reference = getattr(keras.applications, constructor)(include_top=False, weights=None, input_shape=(32, 32, 3))
+    rng = np.random.default_rng(0)
+    for layer in reference.layers:  # random statistics too, so that BatchNorm is not an identity
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([1 + 0.1 * rng.standard_normal(gamma.shape), 0.1 * rng.standard_normal(beta.shape),
+                               0.1 * rng.standard_normal(mean.shape), 0.5 + rng.random(var.shape)])
+    cached.parent.mkdir(parents=True)
+    with h5py.File(cached, "w") as handle:
+        save_weights_to_hdf5_group(handle, reference)
+
+    inputs = keras.Input((32, 32, 3))
+    model = keras.Model(inputs, backbones.build_backbone_output(name, RadiographPreprocessing(spec.preprocessing)(inputs),
+                                                                "imagenet"))
+    x = rng.random((2, 32, 32, 3)).astype("float32")
+    # at stage1's end (random MobileNetV3 weights lose the input's trace deeper down) and at the output
+    for ours, theirs in ((spec.stages[1][1],) * 2, (model.layers[-1].name, reference.layers[-1].name)):
+        expected = np.asarray(keras.Model(reference.input, reference.get_layer(theirs).output)(x * 255, training=False))
+        got = np.asarray(keras.Model(model.input, model.get_layer(ours).output)(x, training=False))
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+    # control: stage1's features do depend on the pixels
+    stage1 = keras.Model(model.input, model.get_layer(spec.stages[1][1]).output)
+    features = np.asarray(stage1(x))
+    assert np.abs(features - np.asarray(stage1(x[::-1]))).max() > 1e-2 * np.abs(features).max()

@@ -38,7 +38,10 @@ def test_panel_names():
     assert panel_name("../x") != panel_name("up/x")
 
 
-def test_score_writes_a_panel_per_image(tiny_run, same_names, tmp_path):
+def test_score_writes_a_panel_per_image(tiny_run, same_names, tmp_path, monkeypatch, wrist_png):
+    from tests.explain.helpers import capture_captions, panel_parts, shrunk
+
+    captions = capture_captions(monkeypatch)
     out, panels = tmp_path / "scores.csv", tmp_path / "panels"
     summary = score_folder(tiny_run, same_names, out, batch_size=3, gradcam_dir=panels, progress=False)
     table = pd.read_csv(out, keep_default_na=False)
@@ -48,6 +51,21 @@ def test_score_writes_a_panel_per_image(tiny_run, same_names, tmp_path):
     assert summary.panels == len(table[table.status == "ok"]) == 5
     width, height = Image.open(panels / "a__b__IM0001_gradcam.png").size
     assert width > height > 200  # radiograph | overlay
+
+    # each caption names the file (and frame) and shows the CSV's score and call for that row
+    assert set(captions) == expected
+    for row in table.itertuples():
+        multi = row.path.endswith(".dcm")
+        caption = captions[panel_name(row.path, int(row.frame) if multi else None)]
+        name, score, call = caption.split("   ")
+        assert name == row.path + (f" [frame {row.frame}]" if multi else "")
+        assert float(score.removeprefix("score ")) == pytest.approx(float(row.score), abs=5e-4 + 1e-6)
+        assert call == f"call: {row.call}"
+    # the left half is the scored radiograph: a/b/IM0001 is a copy of the wrist set's first PNG
+    radiograph, _, _ = panel_parts(panels / "a__b__IM0001_gradcam.png")
+    png_dir, manifest = wrist_png
+    original = np.asarray(Image.open(png_dir / manifest.path[0]), dtype=np.float64) / 65535
+    assert np.abs(shrunk(radiograph) - shrunk(original)).mean() < 0.02
 
 
 def test_only_positives(tiny_run, same_names, tmp_path):

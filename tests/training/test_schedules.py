@@ -132,3 +132,48 @@ def test_plateau_recipe_fields_are_checked_in_one_line(override, message):
     with pytest.raises(UserError, match=message) as caught:
         load_recipe("demo", overrides)
     assert "\n" not in str(caught.value)
+
+
+# ------------------------------------------------------------------------------ hand-computed values
+
+WRIST_STEP = [  # 0.02 x 0.67 ** floor(step / 1800), worked by hand
+    (0, 0.02), (1799, 0.02), (1800, 0.0134), (3599, 0.0134), (3600, 0.008978), (19999, 0.02 * 0.67**11),
+]
+EXPONENTIAL = [  # 0.02 x 0.5 ** (step / 100)
+    (0, 0.02), (50, 0.0141421356237), (100, 0.01), (250, 0.00353553390593), (1000, 0.02 / 1024),
+]
+COSINE = [  # lr 0.1, warm-up 100 of 1,000 steps: 0.1 (s + 1) / 100, then 0.05 (1 + cos(pi (s - 100) / 900))
+    (0, 0.001), (49, 0.05), (99, 0.1), (100, 0.1), (325, 0.0853553390593), (550, 0.05),
+    (775, 0.0146446609407), (1000, 0.0), (2000, 0.0),
+]
+
+
+@pytest.mark.parametrize("step,expected", WRIST_STEP)
+def test_wrist_step_decay_hand_values(step, expected):
+    assert step_decay(step, lr=0.02, every=1800, factor=0.67) == pytest.approx(expected, rel=1e-9)
+    assert float(np.asarray(KerasSchedule("step", 0.02, every=1800, factor=0.67)(step))) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("step,expected", EXPONENTIAL)
+def test_exponential_decay_hand_values(step, expected):
+    import keras
+
+    from tfxray.training.schedules import exponential_decay
+
+    assert exponential_decay(step, lr=0.02, every=100, factor=0.5) == pytest.approx(expected, rel=1e-9)
+    assert float(np.asarray(KerasSchedule("exponential", 0.02, every=100, factor=0.5)(step))) == pytest.approx(expected, rel=1e-6)
+    keras_own = keras.optimizers.schedules.ExponentialDecay(0.02, decay_steps=100, decay_rate=0.5)
+    assert float(np.asarray(keras_own(step))) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("step,expected", COSINE)
+def test_cosine_with_warmup_hand_values(step, expected):
+    assert cosine_decay(step, lr=0.1, total=1000, warmup=100) == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    keras_value = float(np.asarray(KerasSchedule("cosine", 0.1, total=1000, warmup=100)(step)))
+    assert keras_value == pytest.approx(expected, rel=1e-6, abs=1e-9)
+
+
+def test_cosine_without_warmup_starts_at_lr_and_halves_midway():
+    assert cosine_decay(0, lr=0.1, total=200) == pytest.approx(0.1)
+    assert cosine_decay(100, lr=0.1, total=200) == pytest.approx(0.05)
+    assert cosine_decay(200, lr=0.1, total=200) == pytest.approx(0.0, abs=1e-15)

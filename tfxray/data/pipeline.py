@@ -47,6 +47,29 @@ def load_pixels(path: str, geometry: ImageGeometry, with_meta: bool = False):
     return (pixels, image.meta) if with_meta else pixels
 
 
+def image_placement(height: int, width: int, geometry: ImageGeometry) -> tuple[int, int, int, int]:
+    """Where an image of ``height`` x ``width`` lands in the model input: (new_h, new_w, top, left)."""
+    size = geometry.size
+    if geometry.resize != "pad":
+        return size, size, 0, 0
+    # tf.image.resize_with_pad's arithmetic, in float64 (in float32, TensorFlow floors
+    # 256 / (256 / 56) = 55.999996 to 55: a square image would gain a black line; the
+    # tolerance keeps it filling the square)
+    ratio = max(width / size, height / size)
+    new_h, new_w = int(np.floor(height / ratio + 1e-6)), int(np.floor(width / ratio + 1e-6))
+    top = max(int(np.floor((size - height / ratio) / 2 + 1e-6)), 0)
+    left = max(int(np.floor((size - width / ratio) / 2 + 1e-6)), 0)
+    return new_h, new_w, top, left
+
+
+def boxes_to_input(boxes: np.ndarray, height: int, width: int, geometry: ImageGeometry) -> np.ndarray:
+    """Boxes (x1, y1, x2, y2) in the original image's pixels -> the model input's pixels (and its heatmap's)."""
+    new_h, new_w, top, left = image_placement(height, width, geometry)
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    scale = np.array([new_w / width, new_h / height] * 2, np.float32)
+    return boxes * scale + np.array([left, top] * 2, np.float32)
+
+
 def resize_array(pixels: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
     """(H, W, C) float32 -> (size, size, C): ``stretch``, or ``pad`` (keep the aspect, pad with 0).
 
@@ -60,15 +83,7 @@ def resize_array(pixels: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
 
     size = geometry.size
     height, width = pixels.shape[:2]
-    if geometry.resize == "pad":  # tf.image.resize_with_pad's arithmetic, in float64
-        # (in float32, TensorFlow floors 256 / (256 / 56) = 55.999996 to 55: a square image
-        # would gain a black line; the tolerance keeps it filling the square)
-        ratio = max(width / size, height / size)
-        new_h, new_w = int(np.floor(height / ratio + 1e-6)), int(np.floor(width / ratio + 1e-6))
-        top = max(int(np.floor((size - height / ratio) / 2 + 1e-6)), 0)
-        left = max(int(np.floor((size - width / ratio) / 2 + 1e-6)), 0)
-    else:
-        new_h, new_w, top, left = size, size, 0, 0
+    new_h, new_w, top, left = image_placement(height, width, geometry)
     out = np.zeros((size, size, pixels.shape[2]), np.float32)
     for c in range(pixels.shape[2]):
         channel = np.ascontiguousarray(pixels[..., c], dtype=np.float32)

@@ -31,6 +31,7 @@ class Heatmap:
     call: str
     frame: int | None = None  # the frame of a multi-frame file, shown in the caption
     method: str = "gradcam"
+    source_size: tuple[int, int] | None = None  # (rows, cols) of the original image, for its boxes
 
 
 # One explainer per (model, method, layer): building one (a traced feature graph, a copy of
@@ -187,8 +188,11 @@ def explain_paths(
     out: list[Heatmap] = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        images = np.stack([load_resized(p, geometry) for p in chunk])
-        out += explain_images(bundle, images, chunk, layer=layer, method=method)
+        loaded = [load_resized(p, geometry, with_meta=True) for p in chunk]
+        heatmaps = explain_images(bundle, np.stack([image for image, _ in loaded]), chunk, layer=layer, method=method)
+        for heatmap, (_, meta) in zip(heatmaps, loaded):
+            heatmap.source_size = (int(meta["rows"]), int(meta["cols"]))
+        out += heatmaps
     return out
 
 
@@ -255,6 +259,30 @@ def save_panel(heatmap: Heatmap, out_path: Path, box: np.ndarray | None = None) 
     atomic_save_figure(fig, out_path)
     plt.close(fig)
     return out_path
+
+
+def heatmap_boxes(bundle: Bundle, heatmap: Heatmap, boxes: np.ndarray) -> np.ndarray:
+    """A file's reference boxes (original pixels) in its heatmap's pixels."""
+    from ..data.pipeline import boxes_to_input
+    from ..scoring.predict import geometry_of
+
+    if heatmap.source_size is None:
+        raise ValueError(f"{heatmap.path}: the heatmap does not know its image's size")
+    return boxes_to_input(boxes, *heatmap.source_size, geometry_of(bundle))
+
+
+def localization(bundle: Bundle, heatmaps: list[Heatmap], boxes: list[np.ndarray]) -> tuple[dict, list[dict]]:
+    """The pointing game over heatmaps with reference boxes (original pixels, one (k, 4) array
+    per heatmap; empty for images without a box): the summary and one row per boxed image."""
+    mapped = [heatmap_boxes(bundle, h, b) if len(b) else b for h, b in zip(heatmaps, boxes)]
+    rows = []
+    for heatmap, image_boxes in zip(heatmaps, mapped):
+        if len(image_boxes):
+            single = pointing_game(heatmap.cam[None], [image_boxes])
+            rows.append({"path": heatmap.path, "hit": bool(single["hit_rate"]), "mass_in_box": single["mass_in_box"],
+                         "box_area_share": single["chance"], "score": heatmap.score, "call": heatmap.call})
+    summary = pointing_game(np.stack([h.cam for h in heatmaps]), mapped) if heatmaps else pointing_game(np.zeros((0, 1, 1)), [])
+    return summary, rows
 
 
 def pointing_game(cams: np.ndarray, boxes: list[np.ndarray]) -> dict:

@@ -50,7 +50,7 @@ def build_classifier(
             raise UserError(f"model.gray_input: sum-first-conv is for gray input (data.channels: 1), got {channels}")
         if not spec.starts_with_conv:
             raise UserError(f"model.gray_input: sum-first-conv needs a backbone whose first layer is a convolution; "
-                            f"{backbone} rescales and normalises its input first (use gray_input: replicate)")
+                            f"{backbone} preprocesses its input inside the network before its first convolution (use gray_input: replicate)")
     weights_value = resolve_weights(backbone, weights)
     inputs = keras.Input((input_size, input_size, channels), name="image")
     x = RadiographPreprocessing(mode, dataset_mean, dataset_std, gray_input=gray_input, name=PREPROCESSING_LAYER)(inputs)

@@ -49,8 +49,10 @@ class ScoreSummary:
     positives: int = 0
     panels: int = 0  # Grad-CAM panels written
     replicas: int = 1  # devices the predictions were split across
-    reasons: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)  # error reasons, the file's own path taken out
     seconds: float = 0.0
+    rollups: Path | None = None  # the roll-up CSV, None when none was written
+    rollup_note: str = ""  # why there is none, told to the user
 
     def lines(self) -> list[str]:
         rate = self.scored / self.seconds if self.seconds > 0 else 0.0
@@ -65,6 +67,8 @@ class ScoreSummary:
             out.append(f"Grad-CAM panels: {self.panels}")
         for reason, count in self.reasons.most_common(10):
             out.append(f"  {count:>6} x {reason}")
+        if self.rollup_note:
+            out.append(self.rollup_note)
         return out
 
 
@@ -258,7 +262,8 @@ def score_folder(
                             summary.skipped += 1
                         else:
                             summary.errors += 1
-                            summary.reasons[reason] += 1
+                            # decoders often name the file in their message: without it, like errors group
+                            summary.reasons[reason.replace(os.path.join(folder, relative), "<file>")] += 1
                         label = "skipped" if status[j] == SKIPPED else "error"
                         pending.append([relative, "", "", "", frame_text, *blank_scores, "", label, reason])
                     else:
@@ -290,7 +295,10 @@ def score_folder(
     finally:
         os.close(fd)
     summary.seconds = time.perf_counter() - start
-    write_rollups(out_csv, classes, aggregate, bundle.meta.threshold)
+    summary.rollups = write_rollups(out_csv, classes, aggregate, bundle.meta.threshold)
+    if summary.rollups is None:
+        summary.rollup_note = (f"roll-ups: none written (per-study and per-patient roll-ups need a two-class model; "
+                               f"this one has {len(classes)} classes)")
     return summary
 
 

@@ -45,7 +45,8 @@ def backbone_key(model, geometry) -> str:
     feature_layer = model.get_layer(FEATURE_LAYER)
     extractor_layers = model.layers[: model.layers.index(feature_layer) + 1]
     for layer in extractor_layers:
-        digest.update(layer.name.encode())
+        # the class too: average and max pooling (and other layer pairs) share name and config
+        digest.update(f"{type(layer).__name__}:{layer.name}".encode())
         digest.update(repr(sorted(layer.get_config().items(), key=str)).encode())
         for weight in layer.weights:
             digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())

@@ -60,6 +60,13 @@ def assign_splits(manifest: Manifest, recipe: Recipe, allow_leaks: bool = False)
     return table
 
 
+def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Weight per class n / (k * n_c) (scikit-learn's ``class_weight="balanced"``): each class then
+    carries the same total weight n / k. A class absent from ``labels`` gets n / k (it weighs nothing)."""
+    counts = np.bincount(labels, minlength=n_classes).astype(float)
+    return len(labels) / (n_classes * np.maximum(counts, 1))
+
+
 def _build_model(recipe: Recipe, geometry: ImageGeometry, mean: float, std: float):
     return build_classifier(
         recipe.model.backbone,
@@ -125,7 +132,16 @@ def choose_saved_threshold(labels: np.ndarray, scores: np.ndarray, rule: str) ->
     if len(np.unique(labels)) < 2:
         return 0.5, "fixed 0.5 (validation split has one class only)"
     choice = choose_threshold(labels, scores, rule)
-    return float(choice.threshold), f"{choice.rule} on the validation split"
+    threshold, note = float(choice.threshold), ""
+    # The rule may pick an end of the curve (-inf: call everything positive, +inf: nothing),
+    # e.g. when the validation scores do not separate the classes. Save the finite threshold
+    # that does the same to scores in [0, 1]: tfxray.json must stay strict JSON, and evaluation
+    # and scoring apply it as a number.
+    if threshold == -math.inf:
+        threshold, note = 0.0, " (no better cut on the validation split: every image is called positive)"
+    elif threshold == math.inf:
+        threshold, note = float(np.nextafter(1.0, 2.0)), " (no better cut on the validation split: no image is called positive)"
+    return threshold, f"{choice.rule} on the validation split{note}"
 
 
 def train(
@@ -208,9 +224,7 @@ def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resum
     y_val = val_rows["label"].map(class_index).to_numpy()
     sample_weights = None
     if recipe.data.class_balance == "weights":
-        counts = np.bincount(y_train, minlength=len(recipe.classes)).astype(float)
-        per_class = len(y_train) / (len(recipe.classes) * np.maximum(counts, 1))
-        sample_weights = per_class[y_train]
+        sample_weights = balanced_class_weights(y_train, len(recipe.classes))[y_train]
 
     mean, std = 0.0, 1.0
     if recipe.data.normalization == "dataset":
