@@ -13,10 +13,28 @@ from tfxray.models.preprocessing import RadiographPreprocessing  # noqa: E402
 
 
 @pytest.mark.parametrize("name", backbone_params())
-def test_every_registered_backbone_builds_flat_without_top(name):
+def test_every_registered_backbone_builds_flat_without_top(name, monkeypatch):
+    """Built as for ImageNet weights where Keras has a file: Keras' request for it (file name, URL,
+    hash) is recorded and must be what the registry declares (`tfxray weights list|import` rely on
+    it); loading is skipped (no network, and the file is not here)."""
+    from keras.src.utils import file_utils
+
     spec = BACKBONES[name]
     size = max(spec.min_size, 32)
-    model = build_backbone(name, (size, size, 3), weights=None)
+    requests, loaded = [], []
+
+    def recorded_get_file(fname, origin=None, **kwargs):
+        requests.append((fname, origin, kwargs.get("file_hash")))
+        return f"/nonexistent/{fname}"
+
+    monkeypatch.setattr(file_utils, "get_file", recorded_get_file)
+    monkeypatch.setattr(keras.Model, "load_weights", lambda self, path, *args, **kwargs: loaded.append(path))
+    model = build_backbone(name, (size, size, 3), weights="imagenet" if spec.imagenet_file else None)
+    if spec.imagenet_file:
+        assert requests == [(spec.imagenet_file, spec.imagenet_url, spec.imagenet_md5)]
+        assert loaded == [f"/nonexistent/{spec.imagenet_file}"]
+    else:
+        assert requests == loaded == []
     assert len(model.output.shape) == 4  # a feature map, no classification top
     layers = {layer.name: layer for layer in model.layers}
     assert len(layers[spec.gradcam_layer].output.shape) == 4  # Grad-CAM's target is a feature map

@@ -1,12 +1,14 @@
 """tf.distribute on CPU: MirroredStrategy over two logical devices, MultiWorker over loopback."""
 
 import json
+import math
 import os
 import socket
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tfxray.models.bundle import load_bundle
@@ -25,13 +27,23 @@ def free_port() -> int:
 
 @pytest.mark.slow
 def test_mirrored_strategy_over_two_logical_cpus(wrist_png, tmp_path):
+    """Two replicas, global batch = 2 x per-replica batch, and train.scale_lr doubling the rate and its schedule."""
     folder, _ = wrist_png
+    run = tmp_path / "run"
     env = {**os.environ, "TFXRAY_CPU_DEVICES": "2", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run(train_command(folder, tmp_path / "run", "--strategy", "mirrored"), env=env,
-                            capture_output=True, text=True, timeout=300)
+    command = train_command(folder, run, "--strategy", "mirrored", "--set", "train.scale_lr=true",
+                            "--set", "train.schedule.name=step", "--set", "train.schedule.every=4",
+                            "--set", "train.schedule.factor=0.5")
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MirroredStrategy: 2 replicas, global batch 8" in result.stdout
-    assert load_bundle(tmp_path / "run").meta.backbone == "tiny_cnn"
+    assert load_bundle(run).meta.backbone == "tiny_cnn"
+    history = pd.read_csv(run / "history.csv")
+    n_train = int((pd.read_csv(run / "split.csv").split == "train").sum())
+    steps = math.ceil(n_train / 8)  # global batch: 4 per replica x 2
+    # the demo's 0.001 x 2 replicas, halved every 4 steps
+    expected = [0.002 * 0.5 ** ((epoch * steps) // 4) for epoch in history.epoch]
+    np.testing.assert_allclose(history.lr, expected, rtol=1e-6)
 
 
 @pytest.mark.slow
