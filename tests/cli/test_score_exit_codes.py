@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from tests.folder_helpers import copy_images
 from tfxray.cli.main import cli
 
 
@@ -17,10 +18,7 @@ from tfxray.cli.main import cli
 def good_folder(tmp_path, wrist_png):
     """Three wrist PNGs and a text file named .dcm (not an image: skipped, not an error)."""
     png_dir, manifest = wrist_png
-    folder = tmp_path / "good"
-    folder.mkdir()
-    for path in manifest.path[:3]:
-        shutil.copy(png_dir / path, folder / path.split("/")[-1])
+    folder = copy_images(png_dir, manifest.path[:3], tmp_path / "good")
     (folder / "readme.dcm").write_text("exported by hand, not DICOM")
     return folder
 

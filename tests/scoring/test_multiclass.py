@@ -1,13 +1,13 @@
 """Scoring with a model of three classes: softmax head, a score column per class, argmax call,
 and no roll-ups (they need two classes), which the user is told."""
 
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from tests.folder_helpers import BROKEN_PNG, copy_images
 from tfxray.cli.main import cli
 from tfxray.data.pipeline import ImageGeometry, load_resized
 from tfxray.models.bundle import BundleMeta, load_bundle, save_bundle
@@ -21,11 +21,8 @@ SIZE = 32
 @pytest.fixture()
 def folder(tmp_path, wrist_png):
     png_dir, manifest = wrist_png
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for path in manifest.path[:8]:
-        shutil.copy(png_dir / path, folder / path.split("/")[-1])
-    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    folder = copy_images(png_dir, manifest.path[:8], tmp_path / "in")
+    (folder / "broken.png").write_bytes(BROKEN_PNG)
     return folder
 
 

@@ -9,6 +9,7 @@ import shutil
 import pandas as pd
 import pytest
 
+from tests.folder_helpers import BROKEN_PNG, copy_images
 from tfxray.scoring.batch import rollup_path, score_folder
 
 
@@ -19,14 +20,10 @@ def inbox(tmp_path, wrist_png, wrist_dicom):
     folder = tmp_path / "inbox"
     png_dir, png_manifest = wrist_png
     dcm_dir, dcm_manifest = wrist_dicom
-    (folder / "png").mkdir(parents=True)
-    for path in png_manifest.path[:4]:
-        shutil.copy(png_dir / path, folder / "png" / path.split("/")[-1])
-    (folder / "dicom").mkdir()
-    for i, path in enumerate(dcm_manifest.path[:6]):
-        shutil.copy(dcm_dir / path, folder / "dicom" / f"IM{i:04d}")
-    for name in ("broken1.png", "broken2.png"):  # a PNG signature and nothing after it
-        (folder / name).write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    copy_images(png_dir, png_manifest.path[:4], folder / "png")
+    copy_images(dcm_dir, dcm_manifest.path[:6], folder / "dicom", names=[f"IM{i:04d}" for i in range(6)])
+    for name in ("broken1.png", "broken2.png"):
+        (folder / name).write_bytes(BROKEN_PNG)
     (folder / "notes.txt").write_text("not an image")
     return folder
 

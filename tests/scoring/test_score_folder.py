@@ -1,10 +1,10 @@
-import shutil
 
 import numpy as np
 import pandas as pd
 import pydicom
 import pytest
 
+from tests.folder_helpers import BROKEN_PNG, copy_images
 from tfxray.data.pipeline import load_resized
 from tfxray.errors import UserError
 from tfxray.models.bundle import load_bundle
@@ -16,13 +16,10 @@ def inbox(tmp_path, wrist_png, wrist_dicom):
     folder = tmp_path / "inbox"
     png_dir, png_manifest = wrist_png
     dcm_dir, dcm_manifest = wrist_dicom
-    (folder / "png").mkdir(parents=True)
-    for path in png_manifest.path[:6]:
-        shutil.copy(png_dir / path, folder / "png" / path.split("/")[-1])
-    (folder / "dicom").mkdir()
-    for i, path in enumerate(dcm_manifest.path[:6]):
-        shutil.copy(dcm_dir / path, folder / "dicom" / f"IM{i:04d}")  # no suffix, as PACS exports
-    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    copy_images(png_dir, png_manifest.path[:6], folder / "png")
+    # no suffix, as PACS exports
+    copy_images(dcm_dir, dcm_manifest.path[:6], folder / "dicom", names=[f"IM{i:04d}" for i in range(6)])
+    (folder / "broken.png").write_bytes(BROKEN_PNG)
     (folder / "notes.txt").write_text("not an image")
     return folder
 
