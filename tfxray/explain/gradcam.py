@@ -274,15 +274,13 @@ def heatmap_boxes(bundle: Bundle, heatmap: Heatmap, boxes: np.ndarray) -> np.nda
 def localization(bundle: Bundle, heatmaps: list[Heatmap], boxes: list[np.ndarray]) -> tuple[dict, list[dict]]:
     """The pointing game over heatmaps with reference boxes (original pixels, one (k, 4) array
     per heatmap; empty for images without a box): the summary and one row per boxed image."""
-    mapped = [heatmap_boxes(bundle, h, b) if len(b) else b for h, b in zip(heatmaps, boxes)]
     rows = []
-    for heatmap, image_boxes in zip(heatmaps, mapped):
+    for heatmap, image_boxes in zip(heatmaps, boxes):
         if len(image_boxes):
-            single = pointing_game(heatmap.cam[None], [image_boxes])
-            rows.append({"path": heatmap.path, "hit": bool(single["hit_rate"]), "mass_in_box": single["mass_in_box"],
-                         "box_area_share": single["chance"], "score": heatmap.score, "call": heatmap.call})
-    summary = pointing_game(np.stack([h.cam for h in heatmaps]), mapped) if heatmaps else pointing_game(np.zeros((0, 1, 1)), [])
-    return summary, rows
+            hit, mass, area = _point(heatmap.cam, heatmap_boxes(bundle, heatmap, image_boxes))
+            rows.append({"path": heatmap.path, "hit": hit, "mass_in_box": mass, "box_area_share": area,
+                         "score": heatmap.score, "call": heatmap.call})
+    return _pointing_summary([(r["hit"], r["mass_in_box"], r["box_area_share"]) for r in rows]), rows
 
 
 def pointing_game(cams: np.ndarray, boxes: list[np.ndarray]) -> dict:
@@ -290,19 +288,23 @@ def pointing_game(cams: np.ndarray, boxes: list[np.ndarray]) -> dict:
 
     ``boxes`` are in the heatmap's pixel coordinates, one (k, 4) array per image.
     """
-    hits, masses, areas = [], [], []
-    for cam, image_boxes in zip(cams, boxes):
-        if image_boxes is None or len(image_boxes) == 0:
-            continue
-        inside = np.zeros(cam.shape, bool)
-        for x1, y1, x2, y2 in image_boxes:
-            inside[int(np.floor(y1)) : int(np.ceil(y2)) + 1, int(np.floor(x1)) : int(np.ceil(x2)) + 1] = True
-        y, x = np.unravel_index(np.argmax(cam), cam.shape)
-        hits.append(bool(inside[y, x]))
-        total = cam.sum()
-        masses.append(float(cam[inside].sum() / total) if total > 0 else 0.0)
-        areas.append(float(inside.mean()))
-    if not hits:
+    return _pointing_summary([_point(cam, b) for cam, b in zip(cams, boxes) if b is not None and len(b)])
+
+
+def _point(cam: np.ndarray, boxes: np.ndarray) -> tuple[bool, float, float]:
+    """One image: (heatmap maximum inside a box, heatmap mass inside the boxes, boxes' share of the image)."""
+    inside = np.zeros(cam.shape, bool)
+    for x1, y1, x2, y2 in boxes:
+        inside[int(np.floor(y1)) : int(np.ceil(y2)) + 1, int(np.floor(x1)) : int(np.ceil(x2)) + 1] = True
+    y, x = np.unravel_index(np.argmax(cam), cam.shape)
+    total = cam.sum()
+    mass = float(cam[inside].sum() / total) if total > 0 else 0.0
+    return bool(inside[y, x]), mass, float(inside.mean())
+
+
+def _pointing_summary(points: list[tuple[bool, float, float]]) -> dict:
+    if not points:
         return {"n": 0, "hit_rate": None, "mass_in_box": None, "chance": None}
+    hits, masses, areas = zip(*points)
     # chance: the hit rate of a heatmap maximum placed uniformly at random (mean box area share)
     return {"n": len(hits), "hit_rate": float(np.mean(hits)), "mass_in_box": float(np.mean(masses)), "chance": float(np.mean(areas))}

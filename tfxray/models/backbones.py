@@ -271,9 +271,8 @@ BACKBONES: dict[str, BackboneSpec] = {
         stages=tuple((f"mixed{i}", f"mixed{i}") for i in range(11)),  # the Inception blocks, by Keras' names
         gradcam_layer="mixed10",
         min_size=75,
-        imagenet_file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        imagenet_md5="bcbd6486424b2319ff4ef7d526e38f63",
-        imagenet_url=f"{KERAS_APPLICATIONS_URL}inception_v3/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        **_keras_file(f"{KERAS_APPLICATIONS_URL}inception_v3/", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                      "bcbd6486424b2319ff4ef7d526e38f63"),
     ),
     "xception": BackboneSpec(
         _keras_application("Xception"),
@@ -295,8 +294,8 @@ BACKBONES: dict[str, BackboneSpec] = {
         stages=(("stem", "expanded_conv_project_BN"), ("stage1", "block_2_add"), ("stage2", "block_5_add"),
                 ("stage3", "block_12_add"), ("stage4", "out_relu")),
         gradcam_layer="out_relu",
-        imagenet_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",  # Keras declares no hash
-        imagenet_url=f"{KERAS_APPLICATIONS_URL}mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+        **_keras_file(f"{KERAS_APPLICATIONS_URL}mobilenet_v2/", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+                      None),  # Keras declares no hash
     ),
     # resnet50/101/152(_v2), densenet121/169/201, efficientnet_b0..b7, efficientnet_v2_b0..b3/s, mobilenet_v3_*
     **_families(),

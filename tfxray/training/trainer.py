@@ -62,7 +62,9 @@ def assign_splits(manifest: Manifest, recipe: Recipe, allow_leaks: bool = False)
 
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
     """Weight per class n / (k * n_c) (scikit-learn's ``class_weight="balanced"``): each class then
-    carries the same total weight n / k. A class absent from ``labels`` gets n / k (it weighs nothing)."""
+    carries the same total weight n / k. A class absent from ``labels`` gets n / k (it weighs nothing).
+    Not sklearn's compute_class_weight: it refuses a class absent from the labels, which a small
+    fold or split can have."""
     counts = np.bincount(labels, minlength=n_classes).astype(float)
     return len(labels) / (n_classes * np.maximum(counts, 1))
 
