@@ -59,7 +59,7 @@ def main():
     from tfxray.data.synth import synthesize
     from tfxray.explain.gradcam import compute_cams
     from tfxray.models.bundle import load_bundle
-    from tfxray.scoring.predict import geometry_of
+    from tfxray.models.inference import geometry_of
 
     with tempfile.TemporaryDirectory(prefix="tfxray-bench-gradcam-") as tmp:
         work = Path(tmp)

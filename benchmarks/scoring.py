@@ -59,8 +59,8 @@ def compare(run_dir: Path, folder: Path, batch: int, naive_n: int, work: Path, l
     from tfxray.data.pipeline import load_resized
     from tfxray.models.bundle import load_bundle
     from tfxray.scoring.batch import score_folder
-    from tfxray.scoring.devices import Predictor
-    from tfxray.scoring.predict import geometry_of
+    from tfxray.models.inference import Predictor
+    from tfxray.models.inference import geometry_of
 
     paths = image_files(folder)
     n = len(paths)

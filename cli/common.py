@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
@@ -16,8 +15,3 @@ def quiet_tensorflow() -> None:
 
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
-
-
-def fail(message: str, code: int = 1) -> None:
-    echo_err(f"error: {message}")
-    sys.exit(code)

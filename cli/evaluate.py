@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from tfxray.evaluation.choices import AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGATION
+
 
 @click.command("evaluate")
 @click.argument("run_dir", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -13,7 +15,9 @@ import click
               help="CSV with a label column and one or more score columns.")
 @click.option("--data", "manifest", type=click.Path(exists=True, path_type=Path),
               help="With RUN_DIR: the manifest to score with the run's model.")
-@click.option("--roc", is_flag=True, help="Also draw the ROC curve (always drawn; accepted for scripts).")
+@click.option("--roc", "roc_only", is_flag=True,
+              help="Draw the ROC figures only (roc_*.png, folds_roc_*.png); without it every figure is drawn"
+                   " (ROC, score histograms, confusion matrices, reliability). The report's numbers are the same.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for report.json, report.md and the PNGs.")
 @click.option("--label-column", help="Column holding the true class [--scores: required; RUN_DIR: label].")
@@ -22,10 +26,11 @@ import click
               help="Score column; repeat to compare models on the same cases (DeLong test).")
 @click.option("--threshold", help="0.5 | youden | sensitivity:0.95 | specificity:0.9 | model"
                                   "  [--scores: youden; RUN_DIR: model]")
-@click.option("--patient-column", help="Also report per patient (or study): rows grouped by this column.")
-@click.option("--aggregate", type=click.Choice(["max", "mean", "noisy-or"]), default="max", show_default=True,
-              help="How a patient's image scores combine.")
-@click.option("--ci", type=click.Choice(["delong", "bootstrap"]), default="delong", show_default=True,
+@click.option("--patient-column", help="Also report per patient (or study): rows grouped by this column"
+                                      " [RUN_DIR: patient_id when the run's recipe says evaluate.patient_level: true].")
+@click.option("--aggregate", type=click.Choice(AGGREGATIONS),
+              help="How a patient's image scores combine  [--scores: max; RUN_DIR: the recipe's evaluate.aggregate].")
+@click.option("--ci", type=click.Choice(CI_METHODS), default="delong", show_default=True,
               help="AUC confidence interval.")
 @click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=100), default=2000, show_default=True,
               help="Bootstrap resamples (AUC CI with --ci bootstrap, and the ROC band).")
@@ -33,7 +38,7 @@ import click
 @click.option("--readers", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV of reader operating points (name, sensitivity, specificity[, level]) drawn on the ROC.")
 @click.option("--fold-column", help="Cross-validation fold of each row: per-fold results, mean and SD.")
-def evaluate(run_dir, scores_csv, manifest, roc, out, label_column, positive, score_columns, threshold,
+def evaluate(run_dir, scores_csv, manifest, roc_only, out, label_column, positive, score_columns, threshold,
              patient_column, aggregate, ci, n_bootstrap, seed, readers, fold_column):
     """Evaluate scores against labels: ROC, AUC with 95% CI (DeLong or bootstrap), the operating
     point at a threshold with exact CIs, per-patient results and DeLong tests between models.
@@ -43,22 +48,22 @@ def evaluate(run_dir, scores_csv, manifest, roc, out, label_column, positive, sc
     the negative class, and the curve's direction is chosen as direction="auto" (reported when
     lower scores mean positive).
 
+    With RUN_DIR, the run's recipe decides what the command line leaves open: evaluate.patient_level
+    (per patient, by the manifest's patient_id) and evaluate.aggregate. Precedence: command-line
+    option > TFXRAY_EVALUATE_* environment variable > recipe > default.
+
     \b
     Examples:
       tfxray evaluate --scores scores.csv --label-column outcome --positive Poor \\
           --score-column s100b --score-column wfns --out eval/ --threshold youden
-      tfxray evaluate runs/wrist --data test_manifest.csv --roc --out eval/ --patient-column patient_id
+      tfxray evaluate runs/wrist --data test_manifest.csv --out eval/ --patient-column patient_id
+      tfxray evaluate runs/ct --data ct_manifest.csv --roc --out eval/    # ROC figures only
     """
-    import pandas as pd
-
-    from tfxray.errors import UserError
     from tfxray.evaluation.report import evaluate_table, format_summary, write_report
-    from tfxray.io import atomic_write_text
+    from tfxray.evaluation.table import read_readers_csv, read_scores_csv
 
     if (run_dir is None) == (scores_csv is None):
         raise click.UsageError("give either --scores FILE.csv, or RUN_DIR with --data MANIFEST")
-    classes = None
-    model_threshold = None
     if scores_csv is not None:
         if manifest is not None:
             raise click.UsageError("--data goes with RUN_DIR; with --scores the table already holds the scores")
@@ -70,45 +75,29 @@ def evaluate(run_dir, scores_csv, manifest, roc, out, label_column, positive, sc
         if threshold.strip().lower() == "model":
             raise click.UsageError("--threshold model needs RUN_DIR (the model's saved threshold); with --scores give"
                                    " a number or a rule")
-        # Only empty cells are missing: a written "nan" is a model's NaN output and must be reported.
-        try:
-            table = pd.read_csv(scores_csv, keep_default_na=False, na_values=[""])
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise UserError(f"{scores_csv}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+        table = read_scores_csv(scores_csv)
+        arguments = {"label_column": label_column, "positive": positive, "score_columns": list(score_columns),
+                     "threshold": threshold, "patient_column": patient_column,
+                     "aggregate": aggregate or DEFAULT_AGGREGATION}
     else:
         if manifest is None:
             raise click.UsageError("RUN_DIR needs --data MANIFEST (the images to score)")
         if score_columns:
             raise click.UsageError("--score-column goes with --scores; RUN_DIR's model gives the scores")
-        from tfxray.scoring.predict import predict_manifest
+        from tfxray.io import atomic_write_text
+        from tfxray.scoring.predict import evaluate_run
 
-        table, info = predict_manifest(run_dir, manifest)
+        table, arguments, note = evaluate_run(run_dir, manifest, label_column=label_column, positive=positive,
+                                              threshold=threshold, patient_column=patient_column, aggregate=aggregate)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "scores.csv", table.to_csv(index=False))
-        label_column = label_column or "label"
-        classes = list(info.get("classes") or [])
-        if len(classes) > 2:
-            score_columns = [f"score_{c}" for c in classes]
-        else:
-            score_columns = ["score"]
-            classes = None
-            positive = positive or info["positive"]
-        threshold = threshold or "model"
-        model_threshold = info.get("threshold")
+        if note:
+            click.echo(note)
 
-    reader_table = None
-    if readers is not None:
-        try:
-            reader_table = pd.read_csv(readers)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise UserError(f"{readers}: not a readable CSV ({str(exc).splitlines()[0]})") from None
-
-    report = evaluate_table(
-        table, label_column=label_column, positive=positive, score_columns=list(score_columns),
-        patient_column=patient_column, aggregate=aggregate, threshold=threshold, model_threshold=model_threshold,
-        ci=ci, n_bootstrap=n_bootstrap, seed=seed, fold_column=fold_column, readers=reader_table, classes=classes,
-    )
-    paths = write_report(report, table, out)
+    reader_table = read_readers_csv(readers) if readers is not None else None
+    report = evaluate_table(table, **arguments, ci=ci, n_bootstrap=n_bootstrap, seed=seed, fold_column=fold_column,
+                            readers=reader_table)
+    paths = write_report(report, table, out, roc_only=roc_only)
     click.echo(format_summary(report))
     figures = [p for p in paths.values() if p.suffix == ".png"]
     click.echo(f"report: {paths['report.md']} and {paths['report.json']}; {len(figures)} figures in {out}")

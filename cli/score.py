@@ -7,6 +7,9 @@ from pathlib import Path
 
 import click
 
+from tfxray.evaluation.choices import AGGREGATIONS, DEFAULT_AGGREGATION
+from tfxray.explain import METHODS
+
 
 @click.command("score")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -17,13 +20,13 @@ import click
 @click.option("--shard", metavar="I/N", help="Score only the I-th of N deterministic parts of the folder.")
 @click.option("--hash-ids", is_flag=True, help="Write salted hashes of patient and study IDs instead of the IDs.")
 @click.option("--salt", envvar="TFXRAY_ID_SALT", help="Salt for --hash-ids (or TFXRAY_ID_SALT).")
-@click.option("--aggregate", type=click.Choice(["max", "mean", "noisy-or"]), default="max", show_default=True,
+@click.option("--aggregate", type=click.Choice(AGGREGATIONS), default=DEFAULT_AGGREGATION, show_default=True,
               help="How per-study and per-patient roll-ups combine file scores.")
 @click.option("--allow-errors", is_flag=True, help="Exit 0 even when some files could not be scored.")
 @click.option("--gradcam", "gradcam_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write a Grad-CAM panel per scored image into this folder.")
 @click.option("--gradcam-only-positives", is_flag=True, help="Panels only for images called positive.")
-@click.option("--gradcam-method", type=click.Choice(["gradcam", "gradcam++"]), default="gradcam", show_default=True)
+@click.option("--gradcam-method", type=click.Choice(METHODS), default="gradcam", show_default=True)
 @click.option("--devices", envvar="TFXRAY_SCORE_DEVICES", metavar="LIST",
               help="Devices to split predictions across, e.g. /gpu:0,/gpu:1 (default: every GPU when there "
                    "are several; or TFXRAY_SCORE_DEVICES).")

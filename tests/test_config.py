@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from tfxray.config import builtin_recipe_names, load_recipe, parse_override, recipe_from_dict
+from tfxray.config import (EvaluateConfig, apply_overrides, builtin_recipe_names, evaluate_config, load_recipe,
+                           parse_override, recipe_from_dict)
 from tfxray.errors import UserError
 
 
@@ -65,3 +66,48 @@ def test_yaml_cannot_run_code(tmp_path):
     path.write_text("name: !!python/object/apply:os.system ['echo hacked']\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_recipe(str(path))
+
+
+def test_data_task_is_gone_and_refused_in_one_line(tmp_path):
+    """data.task was read by nothing (the phantom kind is `tfxray synth --task`)."""
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump({"name": "old", "data": {"task": "wrist", "input_size": 64}}))
+    with pytest.raises(UserError) as info:
+        load_recipe(str(path))
+    assert str(info.value).startswith("old.data: unknown key 'task' (valid: channels, class_balance,")
+    assert "\n" not in str(info.value)
+    for name in builtin_recipe_names():
+        assert "task" not in load_recipe(name).to_dict()["data"]
+
+
+def test_freeze_all_is_refused_naming_all_but_top():
+    with pytest.raises(UserError) as info:
+        load_recipe("wrist", [parse_override("model.freeze=all")])
+    assert str(info.value) == ("model.freeze: 'all' is not a mode; all-but-top freezes the whole backbone and"
+                               " trains the head")
+    assert load_recipe("wrist", [parse_override("model.freeze=none")]).model.freeze == "none"
+
+
+def test_ct_recipe_evaluates_per_patient_by_max():
+    recipe = load_recipe("vertebral-ct")
+    assert (recipe.evaluate.patient_level, recipe.evaluate.aggregate) == (True, "max")
+    assert (load_recipe("wrist").evaluate.patient_level, load_recipe("wrist").evaluate.aggregate) == (False, "max")
+
+
+def test_evaluate_config_reads_only_the_evaluate_section():
+    saved = load_recipe("vertebral-ct").to_dict()
+    saved["data"]["task"] = "ct"  # a run saved before data.task was removed still evaluates
+    assert evaluate_config(saved) == EvaluateConfig(threshold="0.5", aggregate="max", patient_level=True)
+    assert evaluate_config({}) == EvaluateConfig()
+    with pytest.raises(UserError, match=r"^run: recipe.evaluate: unknown key 'agregate' \(did you mean 'aggregate'\?\)$"):
+        evaluate_config({"evaluate": {"agregate": "max"}}, where="run: recipe")
+    with pytest.raises(UserError, match=r"recipe.evaluate.patient_level: true or false expected"):
+        evaluate_config({"evaluate": {"patient_level": "yes"}})
+
+
+def test_overrides_leave_the_loaded_data_untouched():
+    data = {"data": {"split": [0.8, 0.1, 0.1]}, "train": {"lr": 0.1}}
+    changed = apply_overrides(data, [(["train", "lr"], 0.5), (["data", "split"], [0.5, 0.25, 0.25])])
+    assert changed == {"data": {"split": [0.5, 0.25, 0.25]}, "train": {"lr": 0.5}}
+    assert data == {"data": {"split": [0.8, 0.1, 0.1]}, "train": {"lr": 0.1}}
+    assert changed["data"] is not data["data"]

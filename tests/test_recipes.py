@@ -107,10 +107,14 @@ def test_vertebral_ct_recipe_roi_neighbours_amplified_patient_max(tmp_path):
                             patient_column="patient_id", aggregate="max", threshold="0.5")
     assert set(report["levels"]) == {"image", "patient"}
     # out-of-fold scores come from the ROI-and-neighbours input, as the model was trained
-    from tfxray.data.ct import ct_rows, roi_dataset
     import numpy as np
+
+    from tfxray.data.ct import load_ct_input
+    from tfxray.data.geometry import ImageGeometry
 
     part = oof[oof.fold == 1]
     rows = ct_rows(manifest.images, manifest.boxes, roi=True, neighbours=True, paths=part.path.tolist())
-    images = np.concatenate([batch[0].numpy() for batch in roi_dataset(rows, 32, None, batch_size=8, channels=3)])
+    boxes = rows[["x1", "y1", "x2", "y2"]].to_numpy()
+    images = np.stack([load_ct_input(triple, box, ImageGeometry(32, 3))
+                       for triple, box in zip(rows[["prev_path", "path", "next_path"]].to_numpy(), boxes)])
     np.testing.assert_allclose(part.score, np.asarray(bundle.model(images))[:, 0], atol=1e-5)

@@ -8,6 +8,7 @@ command-line option > environment variable (Click's ``TFXRAY_*``) > recipe > cod
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import types
@@ -20,13 +21,13 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .evaluation.choices import AGGREGATIONS, DEFAULT_AGGREGATION
 
 
 @dataclass
 class DataConfig:
     """Where images come from and how they are cut into splits."""
 
-    task: str = "wrist"
     input_size: int = 299
     channels: int = 1  # 1: gray (replicated inside the model, see model.gray_input); 3: slice and two neighbours
     resize: str = "stretch"  # stretch | pad (keep aspect, pad to square)
@@ -93,7 +94,7 @@ class AugmentConfig:
 class ModelConfig:
     backbone: str = "inception_v3"
     weights: str = "imagenet"  # imagenet | none | path to a weights file
-    freeze: str = "all-but-top"  # all-but-top | all | none | until:STAGE | until:LAYER
+    freeze: str = "all-but-top"  # all-but-top (the whole backbone; the head trains) | none | until:STAGE | until:LAYER
     dropout: float = 0.0
     l2: float = 0.0
     pooling: str = "avg"  # avg | max
@@ -105,14 +106,13 @@ class ModelConfig:
 
     def validate(self, where: str) -> None:
         from .models.backbones import BACKBONES  # registry; keras is imported lazily there
+        from .models.freeze import check_freeze_mode
 
         if self.backbone not in BACKBONES:
             raise UserError(
                 f"{where}.backbone: unknown backbone {self.backbone!r}{_did_you_mean(self.backbone, BACKBONES)}"
             )
-        freeze_ok = self.freeze in ("all-but-top", "all", "none") or self.freeze.startswith("until:")
-        if not freeze_ok:
-            raise UserError(f"{where}.freeze: expected all-but-top, all, none or until:STAGE, got {self.freeze!r}")
+        check_freeze_mode(self.freeze, f"{where}.freeze")
         _choice(where, "pooling", self.pooling, ("avg", "max"))
         if not 0 <= self.dropout < 1:
             raise UserError(f"{where}.dropout: must be in [0, 1), got {self.dropout}")
@@ -191,12 +191,15 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
+    """Read by training (threshold) and by ``tfxray evaluate RUN_DIR`` (patient_level, aggregate),
+    where a command-line option or its TFXRAY_EVALUATE_* variable wins over them."""
+
     threshold: str = "youden"  # rule used on the validation split to choose the saved threshold
-    aggregate: str = "max"  # per-patient aggregation: max | mean | noisy-or
-    patient_level: bool = False
+    aggregate: str = DEFAULT_AGGREGATION  # a patient's score from its images': max | mean | noisy-or
+    patient_level: bool = False  # true: also evaluate per patient (the manifest's patient_id)
 
     def validate(self, where: str) -> None:
-        _choice(where, "aggregate", self.aggregate, ("max", "mean", "noisy-or"))
+        _choice(where, "aggregate", self.aggregate, AGGREGATIONS)
 
 
 @dataclass
@@ -359,7 +362,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict, overrides: list[tuple[list[str], Any]]) -> dict:
-    data = _deep_copy(data)
+    data = copy.deepcopy(data)
     for keys, value in overrides:
         node = data
         for key in keys[:-1]:
@@ -370,14 +373,21 @@ def apply_overrides(data: dict, overrides: list[tuple[list[str], Any]]) -> dict:
     return data
 
 
-def _deep_copy(data: dict) -> dict:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
-
-
 def load_recipe(name_or_path: str, overrides: list[tuple[list[str], Any]] = ()) -> Recipe:
     """Load a built-in or file recipe, apply dotted overrides, validate once."""
     data = apply_overrides(read_recipe_dict(name_or_path), list(overrides))
     return recipe_from_dict(data, where=Path(name_or_path).stem).validate()
+
+
+def evaluate_config(recipe: dict, where: str = "recipe") -> EvaluateConfig:
+    """The ``evaluate`` section of a saved recipe (a run's tfxray.json), validated. Only that
+    section is read, so a run saved with fields since removed from other sections still evaluates."""
+    if not isinstance(recipe, dict):
+        raise UserError(f"{where}: a mapping expected, got {recipe!r}")
+    section = recipe.get("evaluate") or {}
+    config = _coerce(section, EvaluateConfig, f"{where}.evaluate")
+    config.validate(f"{where}.evaluate")
+    return config
 
 
 def save_recipe(recipe: Recipe, path: Path) -> None:

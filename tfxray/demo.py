@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from .io import atomic_write_json, atomic_write_text
@@ -33,11 +32,11 @@ def run_demo(
     from .data.manifest import load_manifest
     from .data.synth import synthesize
     from .evaluation.report import evaluate_table, format_summary, write_report
-    from .explain.gradcam import explain_paths, heatmap_boxes, localization, save_panel
+    from .explain.panels import write_panels
     from .models.bundle import load_bundle
     from .scoring.batch import score_folder
-    from .scoring.predict import predict_manifest
-    from .training.trainer import train
+    from .scoring.predict import evaluate_run
+    from .training.trainer import SPLIT_FILE, train
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -65,18 +64,14 @@ def run_demo(
     step("train")
 
     say("[3/6] evaluating on the held-out test patients")
-    split = pd.read_csv(run_dir / "split.csv", dtype={"patient_id": str})
-    test_paths = set(split.loc[split["split"] == "test", "path"])
-    full = pd.read_csv(data_dir / "manifest.csv", dtype={"patient_id": str, "study_id": str})
-    test_manifest = full[[str(data_dir / p) in test_paths for p in full["path"]]]
-    test_csv = out / "test_manifest.csv"
-    atomic_write_text(test_csv, test_manifest.assign(path=[str(data_dir / p) for p in test_manifest["path"]]).to_csv(index=False))
-    scores, info = predict_manifest(run_dir, test_csv, progress=False)
+    bundle = load_bundle(run_dir)  # loaded once: evaluation, scoring and Grad-CAM share it
+    split = pd.read_csv(run_dir / SPLIT_FILE, dtype=str, keep_default_na=False)
+    test = manifest.subset(manifest.images["path"].isin(split.loc[split["split"] == "test", "path"]))
+    test_paths = test.images["path"].tolist()
+    atomic_write_text(out / "test_manifest.csv", test.table().to_csv(index=False))
+    scores, arguments, _ = evaluate_run(bundle, test, patient_column="patient_id", aggregate="max", progress=False)
     evaluation_dir = out / "evaluation"
-    report = evaluate_table(
-        scores, label_column="label", positive=info["positive"], score_columns=["score"],
-        patient_column="patient_id", aggregate="max", threshold="model", model_threshold=info["threshold"],
-    )
+    report = evaluate_table(scores, **arguments)
     files = write_report(report, scores, evaluation_dir)
     say(format_summary(report))
     step("evaluate")
@@ -94,23 +89,18 @@ def run_demo(
     scores_csv = out / "scores.csv"
     if scores_csv.exists():
         scores_csv.unlink()
-    summary = score_folder(run_dir, inbox, scores_csv, progress=False)
+    summary = score_folder(bundle, inbox, scores_csv, progress=False)
     for line in summary.lines():
         say("  " + line)
     step("score")
 
     say("[5/6] Grad-CAM on test fractures")
-    bundle = load_bundle(run_dir)
-    fractures = test_manifest[test_manifest["label"] == "fracture"]
-    paths = [str(data_dir / p) for p in fractures["path"]]
-    heatmaps = explain_paths(bundle, paths)
-    boxes = [fractures.iloc[i][["x1", "y1", "x2", "y2"]].to_numpy(np.float32)[None] for i in range(len(paths))]
-    localisation = localization(bundle, heatmaps, boxes)[0] if heatmaps else {}
     gradcam_dir = out / "gradcam"
-    panels = [
-        str(save_panel(h, gradcam_dir / f"{Path(h.path).stem}.png", box=heatmap_boxes(bundle, h, b)))
-        for h, b in list(zip(heatmaps, boxes))[:n_panels]
-    ]
+    if gradcam_dir.exists():
+        shutil.rmtree(gradcam_dir)
+    fractures = test.subset(test.images["label"] == "fracture")
+    panels = write_panels(bundle, None, gradcam_dir, boxes=fractures, max_panels=n_panels, progress=False)
+    localisation = panels.localization or {}
     step("gradcam")
 
     say("[6/6] writing the report")
@@ -120,8 +110,8 @@ def run_demo(
         "auc": report["auc"],
         "auc_ci95": [ci["lower"], ci["upper"]],
         "patient_auc": patient.get("auc"),
-        "threshold": info["threshold"],
-        "threshold_rule": info["threshold_rule"],
+        "threshold": bundle.meta.threshold,
+        "threshold_rule": bundle.meta.threshold_rule,
         "n_test_images": int(len(scores)),
         "n_test_patients": int(scores["patient_id"].nunique()),
         "pointing_game": localisation,
@@ -132,7 +122,7 @@ def run_demo(
             "history_png": str(run_dir / "history.png"),
             "evaluation": {k: str(v) for k, v in files.items()},
             "scores_csv": str(scores_csv),
-            "gradcam_panels": panels,
+            "gradcam_panels": [str(p) for p in panels.panels],
         },
     }
     atomic_write_json(out / "report.json", demo_report)

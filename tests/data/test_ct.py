@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tfxray.data.ct import (
-    crop_square, ct_rows, load_ct_input, load_ct_pixels, neighbour_paths, roi_boxes, roi_dataset, square_roi,
-)
+from tfxray.data.ct import crop_square, ct_rows, load_ct_input, load_ct_pixels, neighbour_paths, roi_boxes, square_roi
+from tfxray.data.geometry import ImageGeometry
+from tfxray.data.inputs import ERROR, OK, SliceStackInput, input_builder, status_dataset
+from tfxray.data.pipeline import training_dataset
 from tfxray.data.synth import write_png16
 from tfxray.errors import UserError
 
@@ -106,24 +107,28 @@ def test_slice_and_neighbours_become_channels(three_slices):
     # columns 10..25, rows 12..19 -> a 16 px square, rows 8..23
     expected = np.stack([ramp[8:24, 10:26] + 0.2 * k for k in range(3)], -1)
     assert pixels.shape == (16, 16, 3) and np.abs(pixels - expected).max() < 1e-4  # 16-bit PNG rounding
-    same_size = load_ct_input(paths, box, 16)  # resampling to the crop's own size changes nothing
+    same_size = load_ct_input(paths, box, ImageGeometry(16, 3))  # resampling to the crop's own size changes nothing
     assert np.abs(same_size - expected).max() < 1e-4
-    small = load_ct_input(paths, box, 8)
+    small = load_ct_input(paths, box, ImageGeometry(8, 3))
     assert small.shape == (8, 8, 3)
     assert np.allclose(small.mean(axis=(0, 1)), expected.mean(axis=(0, 1)), atol=1e-3)  # area-preserving
     first = ct_rows(images, boxes, roi=True, neighbours=True, paths=[paths[0]]).iloc[0]
     assert (first["prev_path"], first["next_path"]) == (paths[0], paths[1])
 
 
-def test_roi_dataset_for_training_and_for_scoring(three_slices, tmp_path):
+def test_slice_stack_input_for_training_and_for_scoring(three_slices, tmp_path):
     paths, _, images, boxes = three_slices
-    rows = ct_rows(images, boxes, roi=True, neighbours=True, paths=paths)
-    (x, y), = list(roi_dataset(rows, 8, np.array([0, 1, 0]), batch_size=4, shuffle=False))
+    geometry = ImageGeometry(8, 3)
+    builder = input_builder(geometry, roi=True, neighbours=True, images=images, boxes=boxes)
+    (x, y), = list(training_dataset(paths, np.array([0, 1, 0]), builder, batch_size=4, shuffle=False, seed=0))
     assert x.shape == (3, 8, 8, 3) and np.asarray(y).tolist() == [0, 1, 0]
-    assert np.allclose(np.asarray(x[1]), load_ct_input(paths, rows.loc[1, ["x1", "y1", "x2", "y2"]], 8), atol=1e-6)
-    broken = rows.copy()
-    broken.loc[2, "next_path"] = str(tmp_path / "missing.png")
-    (x, error, meta), = list(roi_dataset(broken, 8, batch_size=4))
+    box = builder.rows.loc[paths[1], ["x1", "y1", "x2", "y2"]]
+    assert np.allclose(np.asarray(x[1]), load_ct_input(paths, box, geometry), atol=1e-6)
+    broken = builder.rows.copy()
+    broken.loc[paths[2], "next_path"] = str(tmp_path / "missing.png")
+    broken = SliceStackInput(geometry, broken.reset_index(drop=True))
+    (_, _, _, status, error, _, x), = list(status_dataset(broken, paths, batch_size=4))
     messages = [e.decode() for e in np.asarray(error)]
     assert messages[:2] == ["", ""] and "missing.png" in messages[2]
+    assert np.asarray(status).tolist() == [OK, OK, ERROR]
     assert np.all(np.asarray(x[2]) == 0)

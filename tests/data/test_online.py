@@ -93,3 +93,15 @@ def test_builder_reads_the_recipe_fields():
     out = np.asarray(layer(image, training=True))
     assert out.shape == image.shape and out.min() >= 0.0 and out.max() <= 1.0
     assert len(np.unique(out[:, 6, 6, 0].round(4))) > 8  # each image of the batch draws its own jitter
+
+
+def test_recipe_flip_mirrors_half_the_images():
+    """augment.online.flip is a yes/no: true is a flip probability of one half, false none."""
+    flipping = online_augmentation(OnlineAugmentConfig(enabled=True, flip=True), seed=0)
+    assert flipping.flip_probability == 0.5
+    assert online_augmentation(OnlineAugmentConfig(enabled=True, flip=False, rotation=10), seed=0).flip_probability == 0
+    image = np.tile(np.linspace(0, 1, 8, dtype=np.float32), (64, 8, 1))[..., None]
+    out = np.asarray(flipping(image, training=True))
+    mirrored = np.array([np.array_equal(o, image[0, :, ::-1]) for o in out])
+    assert all(mirrored | np.array([np.array_equal(o, image[0]) for o in out]))  # each image flipped or kept
+    assert 16 <= mirrored.sum() <= 48  # 64 draws at p = 1/2

@@ -132,7 +132,7 @@ def test_resize_matches_tensorflow_antialiased_resize(shape, mode):
     """Pillow's float resampling, held to tf.image.resize(antialias=True) / resize_with_pad."""
     import tensorflow as tf
 
-    from tfxray.data.pipeline import resize_array
+    from tfxray.data.geometry import resize_array
 
     image = np.random.default_rng(0).random(shape).astype(np.float32)
     geometry = ImageGeometry(56, shape[2], mode)
@@ -148,7 +148,7 @@ def test_resize_matches_tensorflow_antialiased_resize(shape, mode):
 def test_pad_keeps_a_square_image_whole():
     """TensorFlow's float32 arithmetic floors 256 / (256 / 56) = 55.999996 to 55, leaving a black line
     in a 56 px frame (and 64 px wide -> 55 of 56 columns); the long side here fills the frame."""
-    from tfxray.data.pipeline import resize_array
+    from tfxray.data.geometry import resize_array
 
     image = np.random.default_rng(0).random((256, 256, 1)).astype(np.float32)
     padded = resize_array(image, ImageGeometry(56, 1, "pad"))

@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 
 from tfxray.errors import UserError
-from tfxray.explain.gradcam import compute_cams, explain_paths, pointing_game, save_panel
-from tfxray.models.bundle import load_bundle
+from pathlib import Path
+
+from tfxray.explain.gradcam import Heatmap, compute_cams, explain_paths, localization, save_panel
+from tfxray.models.bundle import Bundle, BundleMeta, load_bundle
 
 
 def test_pointing_game_on_hand_made_heatmaps():
@@ -12,7 +14,13 @@ def test_pointing_game_on_hand_made_heatmaps():
     cams[1, 8, 8] = 1.0  # outside box 1
     cams[2] = 1.0  # flat: argmax at (0, 0), inside box 2
     boxes = [np.array([[2, 1, 4, 3]]), np.array([[0, 0, 2, 2]]), np.array([[0, 0, 4, 4]])]
-    result = pointing_game(cams, boxes)
+    # a 10 px model input on 10 px images: the boxes map onto the heatmaps unchanged
+    bundle = Bundle(None, BundleMeta(["normal", "fracture"], input_size=10, channels=1, resize="stretch",
+                                     backbone="tiny_cnn"), Path("."))
+    heatmaps = [Heatmap(f"im{i}", np.zeros((10, 10, 1)), cam, 0.9, "fracture", source_size=(10, 10))
+                for i, cam in enumerate(cams)]
+    result, rows = localization(bundle, heatmaps, boxes)
+    assert [row["hit"] for row in rows] == [True, False, True]
     assert result["n"] == 3
     assert result["hit_rate"] == pytest.approx(2 / 3)
     # mass: 1.0, 0.0, 25/100 (5x5 pixels of a flat map; box ends are inclusive)

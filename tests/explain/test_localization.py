@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from tfxray.cli.main import cli
-from tfxray.data.pipeline import ImageGeometry, boxes_to_input
+from tfxray.data.geometry import ImageGeometry, boxes_to_input
 from tfxray.explain.gradcam import Heatmap, explain_paths, localization
 from tfxray.models.bundle import load_bundle
 

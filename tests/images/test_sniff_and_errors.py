@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tfxray.errors import UserError
-from tfxray.images import ImageReadError, NotAnImageError, list_image_files, read_image, sniff
+from tfxray.images import ImageReadError, NotAnImageError, list_files, read_image, sniff
 
 from .conftest import make_dicom, pydicom_file
 
@@ -36,12 +36,13 @@ def test_sniff_dicomdir():
     assert sniff(pydicom_file("rtplan.dcm")) == "dicom"  # DICOM, but no image: read_image says so
 
 
-def test_list_image_files_recursive_sorted(tmp_path):
+def test_list_files_recursive_sorted_without_hidden(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "z").mkdir(parents=True)
-    for name in ("b/1", "a/z/2", "a/3.txt", "0"):
+    (tmp_path / ".git").mkdir()
+    for name in ("b/1", "a/z/2", "a/3.txt", "0", ".hidden", ".git/x", "a/.DS_Store"):
         (tmp_path / name).write_text("x")
-    assert [p.relative_to(tmp_path).as_posix() for p in list_image_files(tmp_path)] == ["0", "a/3.txt", "a/z/2", "b/1"]
+    assert list_files(tmp_path) == ["0", "a/3.txt", "a/z/2", "b/1"]
 
 
 def assert_one_line(exc: ImageReadError, path) -> None:

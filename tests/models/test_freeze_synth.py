@@ -1,4 +1,4 @@
-"""Freeze modes `all` and `until:LAYER` trained on synthetic wrist phantoms: frozen layers,
+"""Freeze modes `all-but-top` and `until:LAYER` trained on synthetic wrist phantoms: frozen layers,
 BatchNorm moving statistics included, do not move; the layers after the boundary do."""
 
 import numpy as np
@@ -9,7 +9,8 @@ keras = pytest.importorskip("keras")
 from tests.chain_helpers import tiny_recipe  # noqa: E402
 from tfxray.data.manifest import load_manifest  # noqa: E402
 from tfxray.models.classifier import build_classifier  # noqa: E402
-from tfxray.models.freeze import backbone_layers  # noqa: E402
+from tfxray.errors import UserError  # noqa: E402
+from tfxray.models.freeze import backbone_layers, check_freeze_mode  # noqa: E402
 
 SIZE = 32
 
@@ -46,9 +47,9 @@ def moved(before, after):
     return {name for name in before if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name]))}
 
 
-def test_freeze_all_keeps_every_backbone_weight_and_bn_statistic(phantoms):
+def test_freeze_all_but_top_keeps_every_backbone_weight_and_bn_statistic(phantoms):
     x, y = phantoms
-    model = tiny("all")
+    model = tiny("all-but-top")
     backbone = {layer.name for layer in backbone_layers(model)}
     assert backbone and not any(model.get_layer(n).trainable for n in backbone)
     before = snapshot(model)
@@ -94,3 +95,20 @@ def test_train_with_until_layer_saves_the_frozen_layers_untouched(wrist_png, tmp
     changed = moved(snapshot(initial), snapshot(trained))
     assert not changed & {"stem_conv", "stem_bn", "stage1_a_conv", "stage1_a_bn", "stage1_b_conv", "stage1_b_bn"}
     assert {"stage2_a_conv", "stage2_a_bn", "stage4_bn", "head_dense"} <= changed
+
+
+@pytest.mark.parametrize("mode", ["all-but-top", "none", "until:stage2", "until:stage1_b_conv"])
+def test_freeze_modes_by_name(mode):
+    check_freeze_mode(mode)
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("all", "model.freeze: 'all' is not a mode; all-but-top freezes the whole backbone and trains the head"),
+    ("top", "model.freeze: expected all-but-top, none, until:STAGE or until:LAYER, got 'top'"),
+])
+def test_other_freeze_names_are_one_line_errors(mode, message):
+    with pytest.raises(UserError) as info:
+        check_freeze_mode(mode)
+    assert str(info.value) == message
+    with pytest.raises(UserError, match=message.split(";")[0]):
+        tiny(mode)  # build_classifier refuses it too

@@ -200,7 +200,7 @@ def test_recipe_refuses_what_cannot_be_adapted(overrides, message):
 def test_training_with_sum_first_conv_saves_a_one_channel_bundle(wrist_png, tmp_path):
     from tests.chain_helpers import tiny_recipe
     from tfxray.data.manifest import load_manifest
-    from tfxray.scoring.predict import predict_paths
+    from tfxray.models.inference import predict_paths
     from tfxray.training.trainer import train
 
     folder, _ = wrist_png

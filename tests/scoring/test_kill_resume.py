@@ -37,6 +37,7 @@ def test_sigkill_mid_run_then_resume(tiny_run, tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed = pd.read_csv(out, keep_default_na=False)
+    killed_lines = out.read_text().splitlines()
     assert 40 <= len(killed) < len(files)  # really mid-run
     assert killed.path.is_unique
 
@@ -44,10 +45,10 @@ def test_sigkill_mid_run_then_resume(tiny_run, tmp_path):
                      env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     table = pd.read_csv(out, keep_default_na=False)
+    final_lines = out.read_text().splitlines()
     assert sorted(table.path) == files  # exactly one row per file: none lost, none twice
     assert table.path.is_unique
     assert (table.status[table.path != "manifest.csv"] == "ok").all()
-    # the rows written before the kill are kept as they were (only the last file's rows may be redone)
-    before = killed.set_index("path").score
-    after = table.set_index("path").score.loc[before.index]
-    assert (before.astype(str) == after.astype(str)).sum() >= len(before) - 1
+    # the rows written before the kill are kept byte for byte (only the last file's row may be redone);
+    # compared as text: the final table's score column also holds the skipped file's empty cell
+    assert final_lines[:len(killed_lines) - 1] == killed_lines[:-1]

@@ -12,7 +12,7 @@ from tfxray.cli.main import cli
 from tfxray.data.pipeline import ImageGeometry, load_resized
 from tfxray.models.bundle import BundleMeta, load_bundle, save_bundle
 from tfxray.scoring.batch import rollup_path
-from tfxray.scoring.predict import geometry_of
+from tfxray.models.inference import geometry_of
 
 CLASSES = ["normal", "fracture", "hardware"]
 SIZE = 32

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tfxray.scoring.stream as stream
+import tfxray.data.inputs as inputs
 from tfxray.models.bundle import load_bundle
 from tfxray.scoring.batch import score_folder
 
@@ -29,13 +29,13 @@ def mixed(tmp_path, wrist_png):
 
 def test_one_scored_row_per_frame(tiny_run, mixed, tmp_path, monkeypatch):
     asked = []
-    original = stream.read_image
+    original = inputs.read_image
 
     def spy(path, **kwargs):
         asked.append(kwargs.get("frame"))
         return original(path, **kwargs)
 
-    monkeypatch.setattr(stream, "read_image", spy)
+    monkeypatch.setattr(inputs, "read_image", spy)
     out = tmp_path / "scores.csv"
     summary = score_folder(tiny_run, mixed, out, batch_size=7, progress=False)
     table = pd.read_csv(out, keep_default_na=False)

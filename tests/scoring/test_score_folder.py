@@ -45,7 +45,7 @@ def test_scores_equal_the_model_on_the_same_images(tiny_run, inbox, tmp_path):
     table = pd.read_csv(out, keep_default_na=False)
     ok = table[table.status == "ok"]
     bundle = load_bundle(tiny_run)
-    from tfxray.scoring.predict import geometry_of
+    from tfxray.models.inference import geometry_of
 
     images = np.stack([load_resized(str(inbox / p), geometry_of(bundle)) for p in ok.path])
     expected = np.asarray(bundle.model(images))[:, 0]

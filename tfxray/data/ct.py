@@ -17,13 +17,12 @@ the slice and its two neighbours in the same series.
   slice's box crops all three slices.
 
 Rows (``ct_rows``) are a table with ``path`` (the centre slice), ``prev_path``, ``next_path``
-and the box ``x1, y1, x2, y2`` (NaN: no crop); ``roi_dataset`` and ``load_ct_input`` take them,
-so the trainer, offline amplification and the scorer build inputs the same way.
+and the box ``x1, y1, x2, y2`` (NaN: no crop); ``inputs.SliceStackInput`` takes them, so the
+trainer, offline amplification, evaluation and Grad-CAM build inputs the same way.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Callable, Sequence
 
@@ -32,6 +31,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..images import ImageReadError, read_image
+from .geometry import ImageGeometry, resize_array
 from .manifest import BOX_COLUMNS
 
 ROW_COLUMNS = ("path", "prev_path", "next_path", *BOX_COLUMNS)
@@ -164,100 +164,36 @@ def load_ct_pixels(paths3: Sequence[str], box: Sequence[float] | None, *, channe
     return (pixels, meta) if with_meta else pixels
 
 
-def load_ct_input(paths3: Sequence[str], box: Sequence[float] | None, size: int, channels: int = 3,
+def load_ct_input(paths3: Sequence[str], box: Sequence[float] | None, geometry: ImageGeometry,
                   with_meta: bool = False):
     """One model input (size, size, channels) float32: the ROI (or slice) resampled like every input.
 
-    The one CT decode path: ``roi_dataset`` runs it in tf.data; scoring, Grad-CAM and offline
-    amplification call it directly.
+    The one CT decode path: ``inputs.SliceStackInput`` calls it for training, offline
+    amplification, evaluation and Grad-CAM. Metadata is the centre slice's.
     """
-    from .pipeline import ImageGeometry, resize_array
-
-    pixels, meta = load_ct_pixels(paths3, box, channels=channels, max_size=2 * size, with_meta=True)
-    image = resize_array(pixels, ImageGeometry(size, channels))
+    pixels, meta = load_ct_pixels(paths3, box, channels=geometry.channels, max_size=geometry.decode_max_size,
+                                  with_meta=True)
+    image = resize_array(pixels, geometry)
+    if with_meta and box is not None and not np.any(np.isnan(np.asarray(box, dtype=np.float64))):
+        meta = {**meta, "roi": square_roi(box)}  # where the crop lies in the slice, for boxes drawn on it
     return (image, meta) if with_meta else image
 
 
 def ct_loader(rows: pd.DataFrame, size: int, channels: int = 3) -> Callable[[str], np.ndarray]:
     """path -> model input for the rows' images (the ``load`` hook of ``augment.amplify_offline``)."""
-    by_path = rows.set_index("path", drop=False)
+    from .inputs import SliceStackInput
 
-    def load(path: str) -> np.ndarray:
-        row = by_path.loc[path]
-        box = row[list(BOX_COLUMNS)].to_numpy(np.float64)
-        return load_ct_input((row["prev_path"], row["path"], row["next_path"]), box, size, channels)
-
-    return load
-
-
-def _row_arrays(rows: pd.DataFrame):
-    if "path" not in rows.columns:
-        raise UserError("CT rows need a path column")
-    path = rows["path"].astype(str).to_numpy()
-    prev = rows["prev_path"].astype(str).to_numpy() if "prev_path" in rows.columns else path
-    after = rows["next_path"].astype(str).to_numpy() if "next_path" in rows.columns else path
-    if all(c in rows.columns for c in BOX_COLUMNS):
-        box = rows[list(BOX_COLUMNS)].to_numpy(np.float32)
-    else:
-        box = np.full((len(rows), 4), np.nan, np.float32)
-    return prev, path, after, box
-
-
-def ct_decode_map(size: int, channels: int = 3, with_status: bool = False):
-    """A tf.data map function: (prev, path, next, box) -> (size, size, channels) image
-    [, error message, metadata JSON], as ``pipeline.decode_map`` does for single files."""
-    import tensorflow as tf
-
-    blank = np.zeros((size, size, channels), np.float32)
-
-    def _decode(prev, path, after, box):
-        return load_ct_input((prev.decode(), path.decode(), after.decode()), box, size, channels)
-
-    def _decode_with_status(prev, path, after, box):
-        try:
-            pixels, meta = load_ct_input((prev.decode(), path.decode(), after.decode()), box, size, channels,
-                                         with_meta=True)
-            return pixels, b"", json.dumps(meta, default=str).encode()
-        except ImageReadError as exc:
-            return blank, f"{exc.path}: {exc.reason}".encode(), b"{}"
-        except Exception as exc:  # noqa: BLE001  a broken file becomes a row, never a crash
-            return blank, f"{type(exc).__name__}: {exc}".splitlines()[0].encode(), b"{}"
-
-    def fn(prev, path, after, box):
-        if with_status:
-            image, error, meta = tf.numpy_function(
-                _decode_with_status, [prev, path, after, box], (tf.float32, tf.string, tf.string), stateful=False
-            )
-            error.set_shape(())
-            meta.set_shape(())
-        else:
-            image = tf.numpy_function(_decode, [prev, path, after, box], tf.float32, stateful=False)
-        image.set_shape((size, size, channels))
-        return (image, error, meta) if with_status else image
-
-    return fn
+    builder = SliceStackInput(ImageGeometry(size, channels), rows)
+    return lambda path: builder.load_path(path)[0]
 
 
 def roi_dataset(rows: pd.DataFrame, size: int, labels: np.ndarray | None = None, *, batch_size: int,
                 channels: int = 3, shuffle: bool = False, seed: int = 0, **options):
-    """Batches of CT inputs built from ``rows`` (``ct_rows``, or amplified rows).
+    """Training batches of CT inputs built from ``rows`` (``ct_rows``, or amplified rows);
+    ``options`` are those of ``pipeline.training_dataset``."""
+    from .inputs import SliceStackInput
+    from .pipeline import training_dataset
 
-    With ``labels``: the training pipeline, (image, label[, weight]) batches; ``options`` are
-    those of ``pipeline.labelled_dataset`` (augment, sample_weights, cache, repeat, balanced,
-    deterministic, cache_dir). Without: (image, error message, metadata JSON) batches in row
-    order for scoring, a broken file giving a blank image and its one-line reason.
-    """
-    import tensorflow as tf
-
-    from .pipeline import labelled_dataset
-
-    prev, path, after, box = _row_arrays(rows)
-    if labels is None:
-        decode = ct_decode_map(size, channels, with_status=True)
-        ds = tf.data.Dataset.from_tensor_slices((prev, path, after, box))
-        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    return labelled_dataset(
-        (prev, path, after, box), labels, ct_decode_map(size, channels), image_bytes=size * size * channels * 4,
-        batch_size=batch_size, shuffle=shuffle, seed=seed, **options,
-    )
+    builder = SliceStackInput(ImageGeometry(size, channels), rows)
+    return training_dataset(rows["path"].astype(str).tolist(), labels, builder, batch_size=batch_size,
+                            shuffle=shuffle, seed=seed, **options)

@@ -39,6 +39,10 @@ class Manifest:
         boxes = self.boxes[self.boxes["path"].isin(images["path"])].reset_index(drop=True)
         return Manifest(images, boxes, self.classes, self.source)
 
+    def table(self) -> pd.DataFrame:
+        """The manifest as a CSV holds it: one row per box, one row for an image without a box."""
+        return self.images.merge(self.boxes, on="path", how="left")
+
     def boxes_for(self, path: str) -> np.ndarray:
         return self.boxes.loc[self.boxes["path"] == path, list(BOX_COLUMNS)].to_numpy(np.float32)
 

@@ -37,7 +37,7 @@ import keras
 if TYPE_CHECKING:
     from ..config import OnlineAugmentConfig
 
-DEFAULT_FLIP_PROBABILITY = 0.5
+FLIP_PROBABILITY = 0.5  # augment.online.flip: true mirrors half the images, as keras.layers.RandomFlip
 
 
 def affine_transforms(params, height, width):
@@ -155,10 +155,9 @@ def online_augmentation(cfg: OnlineAugmentConfig, seed: int) -> RadiographAugmen
     """
     if not cfg.enabled:
         return None
-    flip_probability = getattr(cfg, "flip_probability", DEFAULT_FLIP_PROBABILITY) if cfg.flip else 0.0
     layer = RadiographAugmentation(
         rotation=cfg.rotation, translate=cfg.translate, zoom=cfg.zoom, shear=cfg.shear,
-        flip_probability=flip_probability, brightness=cfg.brightness, contrast=cfg.contrast,
+        flip_probability=FLIP_PROBABILITY if cfg.flip else 0.0, brightness=cfg.brightness, contrast=cfg.contrast,
         seed=int(seed) % 2**31, name="online_augmentation",
     )
     return layer if (layer.geometric or layer.brightness or layer.contrast) else None

@@ -1,8 +1,8 @@
-"""tf.data input pipelines: decode in parallel -> resize -> (augment) -> batch -> prefetch.
+"""tf.data training pipelines: decode in parallel -> (cache) -> shuffle -> batch -> (augment) -> prefetch.
 
-Decoding goes through ``read_image`` (DICOM needs pydicom, so it runs as a numpy
-function on tf.data's parallel map), followed in the same worker by an antialiased resize
-(``resize_array``) so thin fracture lines survive downscaling. The result is pixels in
+Decoding goes through an input builder (``inputs.py``: ``read_image`` and an antialiased resize,
+or the CT region and neighbours) as a numpy function on tf.data's parallel map, so thin
+fracture lines survive downscaling. The result is pixels in
 [0, 1], bone bright, of the model's input size: the model's own preprocessing layer does
 the rest. Decoded images are cached (in memory within a budget), so later epochs cost only
 shuffling, batching and the online augmentation.
@@ -11,147 +11,18 @@ shuffling, batching and the online augmentation.
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UserError
-from ..images import ImageReadError, read_image
+from .geometry import ImageGeometry
+from .inputs import ImageInput, InputBuilder, input_map, load_input
 
 
-@dataclass(frozen=True)
-class ImageGeometry:
-    """How a file becomes a model input; saved with the model so scoring repeats it."""
-
-    size: int
-    channels: int = 1
-    resize: str = "stretch"  # stretch | pad
-
-    @property
-    def decode_max_size(self) -> int:
-        # Downscale big radiographs at decode time, keeping a margin for a sharp resize.
-        return 2 * self.size
-
-
-def load_pixels(path: str, geometry: ImageGeometry, with_meta: bool = False):
-    """One file -> float32 (H, W, channels) in [0, 1] at decode resolution (not yet resized)."""
-    image = read_image(path, max_size=geometry.decode_max_size)
-    pixels = image.pixels
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    if geometry.channels == 3 and pixels.shape[-1] == 1:
-        pixels = np.repeat(pixels, 3, axis=-1)
-    pixels = np.ascontiguousarray(pixels, dtype=np.float32)
-    return (pixels, image.meta) if with_meta else pixels
-
-
-def image_placement(height: int, width: int, geometry: ImageGeometry) -> tuple[int, int, int, int]:
-    """Where an image of ``height`` x ``width`` lands in the model input: (new_h, new_w, top, left)."""
-    size = geometry.size
-    if geometry.resize != "pad":
-        return size, size, 0, 0
-    # tf.image.resize_with_pad's arithmetic, in float64 (in float32, TensorFlow floors
-    # 256 / (256 / 56) = 55.999996 to 55: a square image would gain a black line; the
-    # tolerance keeps it filling the square)
-    ratio = max(width / size, height / size)
-    new_h, new_w = int(np.floor(height / ratio + 1e-6)), int(np.floor(width / ratio + 1e-6))
-    top = max(int(np.floor((size - height / ratio) / 2 + 1e-6)), 0)
-    left = max(int(np.floor((size - width / ratio) / 2 + 1e-6)), 0)
-    return new_h, new_w, top, left
-
-
-def boxes_to_input(boxes: np.ndarray, height: int, width: int, geometry: ImageGeometry) -> np.ndarray:
-    """Boxes (x1, y1, x2, y2) in the original image's pixels -> the model input's pixels (and its heatmap's)."""
-    new_h, new_w, top, left = image_placement(height, width, geometry)
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    scale = np.array([new_w / width, new_h / height] * 2, np.float32)
-    return boxes * scale + np.array([left, top] * 2, np.float32)
-
-
-def resize_array(pixels: np.ndarray, geometry: ImageGeometry) -> np.ndarray:
-    """(H, W, C) float32 -> (size, size, C): ``stretch``, or ``pad`` (keep the aspect, pad with 0).
-
-    The same numbers as ``tf.image.resize(antialias=True)`` / ``tf.image.resize_with_pad``
-    (a test holds them to 1e-4), computed with Pillow's float resampling: its triangle filter
-    widens when downscaling exactly as TensorFlow's antialiased bilinear does, but it is about
-    four times faster and runs inside the decode worker, so the first epoch is not
-    resize-bound. Thin fracture lines survive the downscale either way.
-    """
-    from PIL import Image
-
-    size = geometry.size
-    height, width = pixels.shape[:2]
-    new_h, new_w, top, left = image_placement(height, width, geometry)
-    out = np.zeros((size, size, pixels.shape[2]), np.float32)
-    for c in range(pixels.shape[2]):
-        channel = np.ascontiguousarray(pixels[..., c], dtype=np.float32)
-        if (new_h, new_w) != (height, width):
-            channel = np.asarray(Image.fromarray(channel, mode="F").resize((new_w, new_h), Image.BILINEAR))
-        out[top:top + new_h, left:left + new_w, c] = channel
-    return out
-
-
-def resize_tensor(image, geometry: ImageGeometry):
-    """TensorFlow's resize with the semantics of ``resize_array`` (the reference its test uses)."""
-    import tensorflow as tf
-
-    if geometry.resize == "pad":
-        return tf.image.resize_with_pad(image, geometry.size, geometry.size, antialias=True)
-    return tf.image.resize(image, (geometry.size, geometry.size), antialias=True)
-
-
-def load_resized(path: str, geometry: ImageGeometry, with_meta: bool = False):
-    """One file -> the model's input array (size, size, channels) float32 in [0, 1].
-
-    The one decode path: tf.data's map (training, scoring) and single files (Grad-CAM) use it.
-    """
-    gray = ImageGeometry(geometry.size, 1, geometry.resize)
-    pixels, meta = load_pixels(path, gray if geometry.channels == 3 else geometry, with_meta=True)
-    image = resize_array(pixels, geometry)
-    if geometry.channels == 3 and image.shape[-1] == 1:  # replicate after resizing: a third of the work
-        image = np.repeat(image, 3, axis=-1)
-    return (image, meta) if with_meta else image
-
-
-def decode_map(geometry: ImageGeometry, with_status: bool = False):
-    """A tf.data map function: path -> resized image (``load_resized`` as a numpy function).
-
-    With ``with_status`` (scoring): path -> (image, error message, metadata as JSON), where a
-    file that cannot be read gives a blank image and its one-line reason instead of failing.
-    """
-    import tensorflow as tf
-
-    shape = (geometry.size, geometry.size, geometry.channels)
-    blank = np.zeros(shape, np.float32)
-
-    def _decode(path_bytes):
-        return load_resized(path_bytes.decode(), geometry)
-
-    def _decode_with_status(path_bytes):
-        path = path_bytes.decode()
-        try:
-            pixels, meta = load_resized(path, geometry, with_meta=True)
-            return pixels, b"", json.dumps(meta, default=str).encode()
-        except ImageReadError as exc:
-            return blank, exc.reason.encode(), b"{}"
-        except Exception as exc:  # noqa: BLE001  a broken file becomes a row, never a crash
-            return blank, f"{type(exc).__name__}: {exc}".splitlines()[0].encode(), b"{}"
-
-    def fn(path):
-        if with_status:
-            image, error, meta = tf.numpy_function(
-                _decode_with_status, [path], (tf.float32, tf.string, tf.string), stateful=False
-            )
-            error.set_shape(())
-            meta.set_shape(())
-        else:
-            image = tf.numpy_function(_decode, [path], tf.float32, stateful=False)
-        image.set_shape(shape)
-        return (image, error, meta) if with_status else image
-
-    return fn
+def load_resized(path: str, geometry: ImageGeometry) -> np.ndarray:
+    """One file -> the model's input array; ``inputs.load_input`` without the metadata."""
+    return load_input(path, geometry)[0]
 
 
 CACHE_BUDGET_BYTES = 2 * 1024**3  # decoded images kept in memory up to this size (float32)
@@ -173,7 +44,7 @@ def cache_plan(total_bytes: int, *, budget_bytes: int = CACHE_BUDGET_BYTES, cach
 def training_dataset(
     paths: list[str],
     labels: np.ndarray,
-    geometry: ImageGeometry,
+    inputs: ImageGeometry | InputBuilder,
     *,
     batch_size: int,
     shuffle: bool,
@@ -189,13 +60,16 @@ def training_dataset(
 ):
     """(image, label[, weight]) batches: decode in parallel -> cache -> shuffle -> batch -> augment -> prefetch.
 
-    See ``labelled_dataset`` for the options; decoding goes through ``decode_map(geometry)``.
+    ``inputs``: the input builder (``inputs.input_builder``), or a geometry for plain image files.
+    See ``labelled_dataset`` for the options.
     """
+    builder = ImageInput(inputs) if isinstance(inputs, ImageGeometry) else inputs
+    g = builder.geometry
     return labelled_dataset(
-        (np.asarray(paths, dtype=str),), labels, decode_map(geometry),
-        image_bytes=decoded_bytes(1, geometry), batch_size=batch_size, shuffle=shuffle, seed=seed, augment=augment,
-        sample_weights=sample_weights, cache=cache, repeat=repeat, balanced=balanced, deterministic=deterministic,
-        cache_dir=cache_dir, cache_budget_bytes=cache_budget_bytes,
+        builder.sources(paths), labels, input_map(builder),
+        image_bytes=decoded_bytes(1, g), batch_size=batch_size, shuffle=shuffle, seed=seed,
+        augment=augment, sample_weights=sample_weights, cache=cache, repeat=repeat, balanced=balanced,
+        deterministic=deterministic, cache_dir=cache_dir, cache_budget_bytes=cache_budget_bytes,
     )
 
 
@@ -321,13 +195,3 @@ def _cache_file(cache_dir, sources: tuple[np.ndarray, ...], image_bytes: int) ->
     for stale in folder.glob(f"{prefix.name}*.lockfile"):  # left by a run that was killed mid-epoch
         stale.unlink(missing_ok=True)
     return str(prefix)
-
-
-def inference_dataset(paths: list[str], geometry: ImageGeometry, batch_size: int):
-    """(image, error message, metadata JSON) batches in the order of ``paths``; a broken file gives a blank and its reason."""
-    import tensorflow as tf
-
-    decode = decode_map(geometry, with_status=True)
-    ds = tf.data.Dataset.from_tensor_slices(np.asarray(paths, dtype=str))
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

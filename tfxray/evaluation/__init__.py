@@ -2,6 +2,8 @@
 
 roc.py (curve, AUC, direction), delong.py (DeLong CI and tests), bootstrap.py (stratified
 bootstrap CI and ROC band), thresholds.py (threshold rules), binomial.py (Clopper-Pearson),
-aggregate.py (per-patient scores), table.py (checking a scores table), report.py
-(evaluate_table, write_report, format_summary), plots.py and markdown.py (the outputs).
+aggregate.py (per-patient scores), table.py (reading and checking a scores table),
+model_table.py (the arguments for a table a saved model scored), report.py (evaluate_table,
+write_report, format_summary), plots.py and markdown.py (the outputs); choices.py names the
+options (aggregations, CI methods) without importing anything.
 """

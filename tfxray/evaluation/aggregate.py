@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from .choices import AGGREGATIONS
 
 
 def _max(values: pd.Series, groups: pd.Series) -> pd.Series:
@@ -35,7 +36,7 @@ def _noisy_or(values: pd.Series, groups: pd.Series) -> pd.Series:
     return -np.expm1(log_miss.groupby(groups).sum(min_count=1))
 
 
-AGGREGATORS = {"max": _max, "mean": _mean, "noisy-or": _noisy_or}
+AGGREGATORS = dict(zip(AGGREGATIONS, (_max, _mean, _noisy_or), strict=True))  # in the order of AGGREGATIONS
 
 
 def noisy_or(probabilities) -> float:
@@ -59,7 +60,7 @@ def aggregate_scores(
     ``labels`` is a boolean array (True = positive) aligned with ``scores`` and ``groups``.
     """
     if method not in AGGREGATORS:
-        raise UserError(f"aggregate: {method!r} is not one of {', '.join(AGGREGATORS)}")
+        raise UserError(f"aggregate: {method!r} is not one of {', '.join(AGGREGATIONS)}")
     groups = pd.Series(np.asarray(groups, dtype=object), name="group")
     if groups.isna().any():
         first = int(np.flatnonzero(groups.isna().to_numpy())[0]) + 1

@@ -4,8 +4,14 @@ Stratified as pROC's ``ci(..., method="bootstrap", stratified=TRUE)``: each resa
 cases and the controls separately, with replacement, so both class sizes stay fixed. The curve's
 direction is kept from the full sample. A resample only matters through how many times each
 distinct score is drawn, so it is drawn as multinomial counts over the distinct case values and
-the distinct control values (same distribution as drawing rows, far less work); scikit-learn
-and scipy have no stratified ROC bootstrap. Seeded: the same seed gives the same numbers.
+the distinct control values (same distribution as drawing rows, far less work). Seeded: the
+same seed gives the same numbers.
+
+scipy.stats.bootstrap has no ``stratified`` option, but given the case scores and the control
+scores as two samples (``paired=False``, its default) it resamples each separately, which is this
+same design; it draws rows rather than counts, and leaves the AUC statistic and the band to the
+caller. scikit-learn has no bootstrap CI (``sklearn.utils.resample(stratify=...)`` draws one
+resample per call).
 """
 
 from __future__ import annotations

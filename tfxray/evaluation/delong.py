@@ -85,10 +85,6 @@ def placements(labels, scores, direction: str = "<") -> Placements:
     return Placements(float(case_values.mean()), case_values, control_values)
 
 
-def delong_variance(labels, scores, direction: str = "<") -> float:
-    return placements(labels, scores, direction).variance
-
-
 def _z(level: float) -> float:
     if not 0 < level < 1:
         raise ValueError(f"confidence level must be in (0, 1), got {level}")

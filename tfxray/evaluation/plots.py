@@ -243,8 +243,10 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def draw_all(report: dict, levels: dict[str, LevelData], out_dir: Path) -> dict[str, Path]:
-    """Every figure of the report; returns {file name: path}."""
+def draw_all(report: dict, levels: dict[str, LevelData], out_dir: Path, roc_only: bool = False) -> dict[str, Path]:
+    """Every figure of the report, or with ``roc_only`` the ROC figures only (roc_*.png and
+    folds_roc_*.png: no score histograms, confusion matrices or reliability curves); returns
+    {file name: path}."""
     settings = report["settings"]
     paths: dict[str, Path] = {}
 
@@ -257,8 +259,9 @@ def draw_all(report: dict, levels: dict[str, LevelData], out_dir: Path) -> dict[
         if report["task"] == "multiclass":
             keep(plot_multiclass_roc(out_dir / f"roc_{level_name}.png", level, data, settings["class_columns"],
                                      f"One-vs-rest ROC — {base}"))
-            keep(plot_multiclass_confusion(out_dir / f"confusion_{level_name}.png", level,
-                                           f"Argmax confusion — {level_name} level"))
+            if not roc_only:
+                keep(plot_multiclass_confusion(out_dir / f"confusion_{level_name}.png", level,
+                                               f"Argmax confusion — {level_name} level"))
             continue
         positive, negative = settings["positive"], settings["negative"]
         curves = {}
@@ -272,15 +275,16 @@ def draw_all(report: dict, levels: dict[str, LevelData], out_dir: Path) -> dict[
             keep(plot_roc(out_dir / f"roc_{stem}.png", curve, model,
                           f"ROC — {column}, {base}\n({model['n_cases']} {positive} / {model['n_controls']} {negative})",
                           readers, positive))
-            keep(plot_histograms(out_dir / f"scores_{stem}.png", y, s, model,
-                                 f"Scores by class — {column}, {level_name} level", positive, negative, level_name))
-            thr = model["threshold"]
-            keep(plot_confusion(out_dir / f"confusion_{stem}.png", model,
-                                f"{column}, {level_name} level\nthreshold {fmt_threshold(thr['value'])} ({thr['rule']})",
-                                positive, negative))
-            if "skipped" not in model["calibration"]:
-                keep(plot_calibration(out_dir / f"calibration_{stem}.png", model,
-                                      f"Reliability — {column}, {level_name} level"))
+            if not roc_only:
+                keep(plot_histograms(out_dir / f"scores_{stem}.png", y, s, model,
+                                     f"Scores by class — {column}, {level_name} level", positive, negative, level_name))
+                thr = model["threshold"]
+                keep(plot_confusion(out_dir / f"confusion_{stem}.png", model,
+                                    f"{column}, {level_name} level\nthreshold {fmt_threshold(thr['value'])} ({thr['rule']})",
+                                    positive, negative))
+                if "skipped" not in model["calibration"]:
+                    keep(plot_calibration(out_dir / f"calibration_{stem}.png", model,
+                                          f"Reliability — {column}, {level_name} level"))
             if "folds" in model:
                 folds = data.folds[present]
                 fold_curves = {}

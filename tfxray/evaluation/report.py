@@ -17,12 +17,12 @@ import pandas as pd
 
 from ..errors import UserError
 from . import binomial, bootstrap, delong, roc, thresholds
+from .choices import CI_METHODS, DEFAULT_AGGREGATION
 from .table import (LevelData, binary_labels, build_levels, check_aggregate, check_columns, class_columns,
                     class_of_column, label_values, readers_table)
 
 SCHEMA = "tfxray.evaluation/1"
 LEVEL = 0.95
-CI_METHODS = ("delong", "bootstrap")
 ROC_POINTS_KEPT = 2000  # the curve stored in report.json is thinned beyond this; AUC uses every point
 BAND_WORK_LIMIT = 5e7  # bootstrap resamples x distinct scores for the ROC band when ci=delong
 CALIBRATION_BINS = 10
@@ -40,7 +40,7 @@ def evaluate_table(
     positive,
     score_columns: list[str],
     patient_column: str | None = None,
-    aggregate: str = "max",
+    aggregate: str = DEFAULT_AGGREGATION,
     threshold: str = "youden",
     model_threshold: float | None = None,
     ci: str = "delong",
@@ -165,8 +165,8 @@ def _curve_dict(curve: roc.RocCurve, keep: int | None = None) -> dict:
 
 def calibration(labels: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS) -> dict:
     """Reliability curve over equal-width bins of [0, 1], each bin's observed rate with its exact CI,
-    and the Brier score. Written here because scikit-learn is not a dependency of this package
-    (sklearn.calibration.calibration_curve gives the same means without the intervals)."""
+    and the Brier score. sklearn.calibration.calibration_curve gives the same bin means, but
+    neither the bins' counts nor their intervals, hence this function."""
     if scores.min() < 0 or scores.max() > 1:
         return {"skipped": "scores outside [0, 1] are not probabilities: no reliability curve"}
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -442,11 +442,13 @@ def json_ready(value):
     return value
 
 
-def write_report(report: dict, df: pd.DataFrame, out_dir) -> dict[str, Path]:
+def write_report(report: dict, df: pd.DataFrame, out_dir, roc_only: bool = False) -> dict[str, Path]:
     """Write report.json, report.md and the PNGs into ``out_dir``, each atomically.
 
     ``df`` is the table given to evaluate_table: the plots are drawn from its scores (the
-    report.json curve may be thinned). Returns {name: path}.
+    report.json curve may be thinned). ``roc_only``: draw the ROC figures only (see
+    plots.draw_all); the numbers in report.json and report.md are the same either way.
+    Returns {name: path}.
     """
     import json
 
@@ -457,7 +459,7 @@ def write_report(report: dict, df: pd.DataFrame, out_dir) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     levels = build_levels(df, report["settings"])
-    paths = draw_all(report, levels, out_dir)
+    paths = draw_all(report, levels, out_dir, roc_only=roc_only)
     paths = {"report.json": out_dir / "report.json", "report.md": out_dir / "report.md", **paths}
     atomic_write_text(paths["report.json"], json.dumps(json_ready(report), indent=2, allow_nan=False) + "\n")
     atomic_write_text(paths["report.md"], render_markdown(report, {k: v.name for k, v in paths.items()}))

@@ -10,6 +10,8 @@ Every problem with the table is a UserError naming the column (one line). Conven
   table, it is an error; so is an infinite score, and so is a NaN *written* in a CSV cell (a
   model's NaN output; the CLI reads only empty cells as missing);
 - patient level: rows grouped by the patient (or study) column; see aggregate.py.
+
+``read_scores_csv`` and ``read_readers_csv`` read the CLI's tables with these conventions.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from .aggregate import AGGREGATORS, aggregate_scores
+from .aggregate import aggregate_scores
+from .choices import AGGREGATIONS
 
 
 @dataclass
@@ -44,6 +47,24 @@ def _same_label(value, wanted) -> bool:
         return math.isclose(float(value), float(wanted), rel_tol=0, abs_tol=0)
     except (TypeError, ValueError):
         return False
+
+
+def _read_csv(path, **options) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+
+
+def read_scores_csv(path) -> pd.DataFrame:
+    """A scores table from a CSV file. Only empty cells are missing: a written "nan" is a model's
+    NaN output, kept as text so that ``score_frame`` reports it."""
+    return _read_csv(path, keep_default_na=False, na_values=[""])
+
+
+def read_readers_csv(path) -> pd.DataFrame:
+    """Reader operating points from a CSV file (columns as ``readers_table`` expects)."""
+    return _read_csv(path)
 
 
 def check_columns(df: pd.DataFrame, **columns) -> None:
@@ -205,8 +226,8 @@ def build_levels(df: pd.DataFrame, settings: dict) -> dict[str, LevelData]:
 
 
 def check_aggregate(aggregate: str) -> None:
-    if aggregate not in AGGREGATORS:
-        raise UserError(f"aggregate: {aggregate!r} is not one of {', '.join(AGGREGATORS)}")
+    if aggregate not in AGGREGATIONS:
+        raise UserError(f"aggregate: {aggregate!r} is not one of {', '.join(AGGREGATIONS)}")
 
 
 def readers_table(readers: pd.DataFrame | None, source: str = "readers") -> list[dict]:

@@ -29,7 +29,6 @@ import numpy as np
 from ..errors import UserError
 from .roc import RocCurve, as_binary_labels, as_scores, roc_curve
 
-RULE_KINDS = ("fixed", "youden", "sensitivity", "specificity", "model")
 _RULE_HELP = "use a number (e.g. 0.5), youden, sensitivity:X, specificity:X (X in (0, 1]) or model"
 
 

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.geometry import boxes_to_input
+from ..data.inputs import OK, decode_with_status
 from ..errors import UserError
 from ..io import atomic_save_figure
 from ..models.bundle import Bundle
-
-METHODS = ("gradcam", "gradcam++")
+from ..models.inference import call, geometry_of, inputs_for, predictor_for
+from . import METHODS
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Heatmap:
     frame: int | None = None  # the frame of a multi-frame file, shown in the caption
     method: str = "gradcam"
     source_size: tuple[int, int] | None = None  # (rows, cols) of the original image, for its boxes
+    roi: tuple[int, int, int] | None = None  # (top, left, side) of a CT input's square crop, in original pixels
 
 
 # One explainer per (model, method, layer): building one (a traced feature graph, a copy of
@@ -172,45 +175,46 @@ def explain_images(bundle: Bundle, images: np.ndarray, labels: list[str], scores
     frames = frames if frames is not None else [None] * len(images)
     out = []
     for label, image, cam, score, frame in zip(labels, images, cams, scores, frames):
-        value, call = score_and_call(bundle, score)
-        out.append(Heatmap(label, image, cam, value, call, frame, method))
+        value, called = call(bundle.meta, score)
+        out.append(Heatmap(label, image, cam, value, called, frame, method))
     return out
 
 
-def explain_paths(
-    bundle: Bundle, paths: list[str], *, layer: str | None = None, method: str = "gradcam", batch_size: int = 16
-) -> list[Heatmap]:
-    """Heatmaps for image files, many images per gradient computation (frame 0 of multi-frame files)."""
-    from ..data.pipeline import load_resized
-    from ..scoring.predict import geometry_of
+def explain_paths(bundle: Bundle, paths: list[str], *, layer: str | None = None, method: str = "gradcam",
+                  batch_size: int = 16, manifest=None, failures: list | None = None) -> list[Heatmap]:
+    """Heatmaps for image files, many images per gradient computation (frame 0 of multi-frame files).
 
-    geometry = geometry_of(bundle)
+    Each image is the input the model was trained on, built by the bundle's input builder
+    (``models.inference.inputs_for``): a CT model explains its region of interest and
+    neighbour slices, which needs ``manifest``. A file that cannot be read raises
+    ``ImageReadError``; with ``failures``, it is left out and (path, reason) appended there.
+    """
+    builder = inputs_for(bundle, manifest)
     out: list[Heatmap] = []
     for start in range(0, len(paths), batch_size):
-        chunk = paths[start : start + batch_size]
-        loaded = [load_resized(p, geometry, with_meta=True) for p in chunk]
-        heatmaps = explain_images(bundle, np.stack([image for image, _ in loaded]), chunk, layer=layer, method=method)
-        for heatmap, (_, meta) in zip(heatmaps, loaded):
+        loaded = []
+        for path in paths[start : start + batch_size]:
+            if failures is None:
+                loaded.append((path, *builder.load_path(path)))
+                continue
+            image, status, reason, meta, _ = decode_with_status(builder, builder.source_of(path))
+            if status == OK:
+                loaded.append((path, image, meta))
+            else:
+                failures.append((path, reason))
+        if not loaded:
+            continue
+        heatmaps = explain_images(bundle, np.stack([image for _, image, _ in loaded]), [p for p, _, _ in loaded],
+                                  layer=layer, method=method)
+        for heatmap, (_, _, meta) in zip(heatmaps, loaded):
             heatmap.source_size = (int(meta["rows"]), int(meta["cols"]))
+            heatmap.roi = meta.get("roi")
         out += heatmaps
     return out
 
 
 def _predict(bundle: Bundle, images: np.ndarray) -> np.ndarray:
-    from ..scoring.devices import predictor_for
-
     return predictor_for(bundle.model)(images)
-
-
-def score_and_call(bundle: Bundle, score: np.ndarray) -> tuple[float, str]:
-    classes = bundle.meta.classes
-    if len(classes) == 2:
-        value = float(score[0])
-        return value, classes[1] if value >= bundle.meta.threshold else classes[0]
-    return float(score.max()), classes[int(np.argmax(score))]
-
-
-_score_and_call = score_and_call  # the earlier private name
 
 
 def panel_name(relative_path: str, frame: int | None = None, method: str = "gradcam") -> str:
@@ -262,10 +266,11 @@ def save_panel(heatmap: Heatmap, out_path: Path, box: np.ndarray | None = None) 
 
 
 def heatmap_boxes(bundle: Bundle, heatmap: Heatmap, boxes: np.ndarray) -> np.ndarray:
-    """A file's reference boxes (original pixels) in its heatmap's pixels."""
-    from ..data.pipeline import boxes_to_input
-    from ..scoring.predict import geometry_of
-
+    """A file's reference boxes (original pixels) in its heatmap's pixels (a CT input's crop included)."""
+    if heatmap.roi is not None:
+        top, left, side = heatmap.roi
+        scale = bundle.meta.input_size / side
+        return (np.asarray(boxes, np.float32).reshape(-1, 4) - np.array([left, top] * 2, np.float32)) * scale
     if heatmap.source_size is None:
         raise ValueError(f"{heatmap.path}: the heatmap does not know its image's size")
     return boxes_to_input(boxes, *heatmap.source_size, geometry_of(bundle))
@@ -281,14 +286,6 @@ def localization(bundle: Bundle, heatmaps: list[Heatmap], boxes: list[np.ndarray
             rows.append({"path": heatmap.path, "hit": hit, "mass_in_box": mass, "box_area_share": area,
                          "score": heatmap.score, "call": heatmap.call})
     return _pointing_summary([(r["hit"], r["mass_in_box"], r["box_area_share"]) for r in rows]), rows
-
-
-def pointing_game(cams: np.ndarray, boxes: list[np.ndarray]) -> dict:
-    """Share of images whose heatmap maximum falls inside a reference box, and the mean heatmap mass inside.
-
-    ``boxes`` are in the heatmap's pixel coordinates, one (k, 4) array per image.
-    """
-    return _pointing_summary([_point(cam, b) for cam, b in zip(cams, boxes) if b is not None and len(b)])
 
 
 def _point(cam: np.ndarray, boxes: np.ndarray) -> tuple[bool, float, float]:

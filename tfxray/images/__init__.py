@@ -6,9 +6,9 @@
 
 from .base import IMAGE_KINDS, META_KEYS, ImageReadError, NotAnImageError, RadiographImage
 from .reader import read_image
-from .sniff import list_image_files, sniff
+from .sniff import list_files, sniff
 
 __all__ = [
-    "IMAGE_KINDS", "META_KEYS", "ImageReadError", "NotAnImageError", "RadiographImage", "list_image_files",
+    "IMAGE_KINDS", "META_KEYS", "ImageReadError", "NotAnImageError", "RadiographImage", "list_files",
     "read_image", "sniff",
 ]

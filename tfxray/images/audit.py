@@ -18,13 +18,12 @@ import pandas as pd
 
 from ..errors import UserError
 from .base import ImageReadError, NotAnImageError, describe
-from .sniff import list_image_files, sniff
+from .sniff import list_files, sniff
 
 AUDIT_COLUMNS = [
     "path", "kind", "status", "reason", "modality", "photometric", "bits_stored", "transfer_syntax", "rows", "cols",
     "frames", "sop_uid", "study_uid", "patient_id", "duplicate_sop",
 ]
-MANIFEST_COLUMNS = ["in_manifest", "split", "manifest_patient_id", "leaking_patient"]
 # Decode at most this size: the audit checks decodability, it does not need full-size pixels.
 _AUDIT_MAX_SIZE = 1024
 
@@ -47,7 +46,7 @@ def audit_folder(folder, manifest=None, *, progress: bool = False) -> pd.DataFra
         raise UserError(f"{folder}: no such folder")
     if not folder.is_dir():
         raise UserError(f"{folder}: not a folder")
-    files = list_image_files(folder)
+    files = [folder / name for name in list_files(folder)]
 
     rows = []
     with warnings.catch_warnings():
@@ -70,31 +69,32 @@ def _audit_file(path: Path, folder: Path, read_image) -> dict:
     row = dict.fromkeys(AUDIT_COLUMNS)
     row["path"] = path.relative_to(folder).as_posix()
     try:
-        kind = sniff(path)
-    except OSError as exc:
-        row.update(kind="unknown", status="error", reason=f"cannot open: {exc.strerror or describe(exc)}")
-        return row
-    row["kind"] = kind or "other"
-    try:
         image = read_image(path, frame=0, max_size=_AUDIT_MAX_SIZE)
-    except NotAnImageError as exc:
-        row.update(status="skipped", reason=exc.reason)
-        row.update(_header_facts(path, kind))
-        return row
-    except ImageReadError as exc:
-        row.update(status="error", reason=exc.reason)
-        row.update(_header_facts(path, kind))
-        return row
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001  the audit reports, it never stops on one file
-        row.update(status="error", reason=f"unexpected {describe(exc)}")
-        return row
+        return _failed_row(row, path, exc)
     meta = image.meta
-    row.update(status="ok", reason="")
+    row.update(kind=meta.get("kind"), status="ok", reason="")
     for key in ("modality", "photometric", "bits_stored", "transfer_syntax", "rows", "cols", "frames", "sop_uid",
                 "study_uid", "patient_id"):
         row[key] = meta.get(key)
+    return row
+
+
+def _failed_row(row: dict, path: Path, exc: Exception) -> dict:
+    """A file ``read_image`` refused: its kind (sniffed now: the rare path) and what its header still tells."""
+    try:
+        kind = sniff(path)
+    except OSError as error:
+        row.update(kind="unknown", status="error", reason=f"cannot open: {error.strerror or describe(error)}")
+        return row
+    row["kind"] = kind or "other"
+    if not isinstance(exc, ImageReadError):
+        row.update(status="error", reason=f"unexpected {describe(exc)}")
+        return row
+    row.update(status="skipped" if isinstance(exc, NotAnImageError) else "error", reason=exc.reason)
+    row.update(_header_facts(path, kind))
     return row
 
 

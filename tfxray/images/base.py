@@ -31,6 +31,9 @@ def empty_meta(kind: str) -> dict:
     return meta
 
 
+NOT_AN_IMAGE = "not an image file (no DICOM, PNG, JPEG or TIFF signature)"
+
+
 class ImageReadError(UserError, ValueError):
     """A file that cannot be read as an image; ``str(e)`` is ``"{path}: {reason}"`` on one line.
 

@@ -38,9 +38,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (ImageReadError, frame_index, NotAnImageError, RadiographImage, area_downsample, describe,
+from .base import (NOT_AN_IMAGE, ImageReadError, frame_index, NotAnImageError, RadiographImage, area_downsample, describe,
                    empty_meta, luminance, scale_by_range)
-from .sniff import DICOMDIR_SOP_CLASS
+from .sniff import DICOMDIR_SOP_CLASS, reads_as_bare_dicom
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
@@ -53,9 +53,13 @@ _DISPLAY_KEYWORDS = (
 
 
 def read_dicom(path, *, frame: int | None = 0, apply_voi: bool = True, window: int = 0, gray: bool = True,
-               max_size: int | None = None) -> RadiographImage:
-    """Read one DICOM file through the display pipeline (see the module docstring)."""
-    ds = _load(path)
+               max_size: int | None = None, bare: bool = False) -> RadiographImage:
+    """Read one DICOM file through the display pipeline (see the module docstring).
+
+    ``bare``: the file has no preamble (``sniff.BARE_DICOM``); whether it is DICOM at all is
+    decided here, from the one parse of its header.
+    """
+    ds = _load(path, bare)
     _require_image(path, ds)
     recovered = _ensure_transfer_syntax(path, ds)
     meta = dicom_meta(ds)
@@ -98,16 +102,21 @@ def read_dicom(path, *, frame: int | None = 0, apply_voi: bool = True, window: i
 
 # ---------------------------------------------------------------- reading and checks
 
-def _load(path):
+def _load(path, bare: bool = False):
     import pydicom
 
     try:
-        # force: also read data sets without preamble/file meta (sniff found them DICOM-shaped)
-        return pydicom.dcmread(path, force=True)
+        # force: also read data sets without preamble/file meta (their first bytes look DICOM-shaped)
+        ds = pydicom.dcmread(path, force=True)
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001  truncated headers, bad lengths, …
+        if bare and not reads_as_bare_dicom(path):  # not DICOM after all (a second parse, on failure only)
+            raise NotAnImageError(path, NOT_AN_IMAGE) from None
         raise ImageReadError(path, f"not readable as DICOM: {describe(exc)}") from None
+    if bare and not reads_as_bare_dicom(path, ds):
+        raise NotAnImageError(path, NOT_AN_IMAGE)
+    return ds
 
 
 def _require_image(path, ds) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .base import ImageReadError, NotAnImageError, RadiographImage, describe
-from .sniff import sniff
+from .base import NOT_AN_IMAGE, ImageReadError, NotAnImageError, RadiographImage, describe
+from .sniff import BARE_DICOM, signature
 
 
 def read_image(path, *, frame: int | None = 0, apply_voi: bool = True, window: int = 0, gray: bool = True,
@@ -29,15 +29,14 @@ def read_image(path, *, frame: int | None = 0, apply_voi: bool = True, window: i
     if max_size is not None and int(max_size) < 1:
         raise ValueError(f"max_size must be a positive number of pixels, not {max_size!r}")
     try:
-        kind = sniff(path)
+        kind = signature(path)  # the first bytes; a DICOM header is parsed once, by read_dicom
     except IsADirectoryError:
         raise NotAnImageError(path, "a folder, not a file") from None
     except OSError as exc:
         raise ImageReadError(path, f"cannot open: {exc.strerror or describe(exc)}") from None
-    if kind == "dicomdir":
-        raise NotAnImageError(path, "DICOMDIR (the index of a DICOM media set, not an image)")
     if kind is None:
-        raise NotAnImageError(path, "not an image file (no DICOM, PNG, JPEG or TIFF signature)")
-    if kind == "dicom":
-        return read_dicom(path, frame=frame, apply_voi=apply_voi, window=int(window), gray=gray, max_size=max_size)
+        raise NotAnImageError(path, NOT_AN_IMAGE)
+    if kind in ("dicom", BARE_DICOM):
+        return read_dicom(path, frame=frame, apply_voi=apply_voi, window=int(window), gray=gray, max_size=max_size,
+                          bare=kind == BARE_DICOM)
     return read_raster(path, kind, frame=frame, gray=gray, max_size=max_size)

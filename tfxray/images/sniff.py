@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from pathlib import Path
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
 
@@ -14,6 +13,7 @@ _TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF,
 # Groups a DICOM data set without preamble may start with (file meta or identifying group),
 # as written little endian or big endian.
 _BARE_DICOM_GROUPS = (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+BARE_DICOM = "bare-dicom"  # ``signature``: maybe a DICOM data set without preamble
 
 
 def sniff(path) -> str | None:
@@ -24,19 +24,33 @@ def sniff(path) -> str | None:
     ``force=True``. A DICOM file whose Media Storage SOP Class is the directory class is
     ``'dicomdir'``. DICOM without pixel data (SR, RT plan…) is still ``'dicom'``: ``read_image``
     says why it is not an image. Raises OSError when the file cannot be opened.
+
+    ``read_image`` does not call this: it takes ``signature`` and lets the DICOM reader decide
+    the rest while it parses the header, so a header is parsed once.
     """
+    kind = signature(path)
+    if kind == "dicom":
+        return "dicomdir" if _is_dicomdir(path) else "dicom"
+    if kind == BARE_DICOM:
+        return "dicom" if reads_as_bare_dicom(path) else None
+    return kind
+
+
+def signature(path) -> str | None:
+    """The file type from its first bytes alone: ``'dicom'`` (DICM preamble), ``BARE_DICOM`` (may be
+    a DICOM data set without preamble: only a parse can tell), ``'png'``, ``'jpeg'``, ``'tiff'`` or None."""
     with open(path, "rb") as handle:
         head = handle.read(132)
     if head[128:132] == b"DICM":
-        return "dicomdir" if _is_dicomdir(path) else "dicom"
+        return "dicom"
     if head.startswith(_PNG):
         return "png"
     if head.startswith(_JPEG):
         return "jpeg"
     if head[:4] in _TIFF:
         return "tiff"
-    if head[:2] in _BARE_DICOM_GROUPS and _reads_as_bare_dicom(path, head):
-        return "dicom"
+    if head[:2] in _BARE_DICOM_GROUPS and _looks_like_bare_dicom(head):
+        return BARE_DICOM
     return None
 
 
@@ -52,36 +66,45 @@ def _is_dicomdir(path) -> bool:
     return str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS
 
 
-def _reads_as_bare_dicom(path, head: bytes) -> bool:
-    """A cheap shape check of the first element, then a forced pydicom read of the header."""
+def _looks_like_bare_dicom(head: bytes) -> bool:
+    """A cheap shape check of the first element of a data set without preamble."""
     if len(head) < 8:
         return False
     explicit_vr = head[4:6]
     looks_explicit = explicit_vr.isalpha() and explicit_vr.isupper()
     little = head[:2] in (b"\x02\x00", b"\x08\x00")
     length = int.from_bytes(head[4:8], "little" if little else "big")
-    if not looks_explicit and length > 1024:  # implicit VR: the first element is short
-        return False
-    import pydicom
+    return looks_explicit or length <= 1024  # implicit VR: the first element is short
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
-    except Exception:  # noqa: BLE001  not DICOM after all
-        return False
+
+def reads_as_bare_dicom(path, ds=None) -> bool:
+    """Whether a ``BARE_DICOM`` file is DICOM: pydicom reads its header with ``force=True`` and the
+    first element is of group 0002 or 0008. ``ds``: the data set, when the caller has parsed it."""
+    if ds is None:
+        import pydicom
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+        except Exception:  # noqa: BLE001  not DICOM after all
+            return False
     tags = list(ds.keys())
     return bool(tags) and tags[0].group in (0x0002, 0x0008)
 
 
-def list_image_files(folder) -> list[Path]:
-    """Every file under ``folder`` (recursively, links to folders not followed), sorted by path.
+def list_files(folder) -> list[str]:
+    """Every file under ``folder``, recursively: paths relative to it, '/'-separated, sorted.
 
-    All files, whatever their suffix: the caller sniffs them and decides what to skip.
+    Hidden names (starting with '.') and their folders are left out; links to folders are not
+    followed. All files, whatever their suffix: the caller reads them and reports what is not an
+    image. Strings, not Path objects: a few dozen bytes per file, which is all a scoring run
+    keeps per file.
     """
-    folder = Path(folder)
     found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found.extend(Path(root) / name for name in files)
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        prefix = os.path.relpath(root, folder).replace(os.sep, "/")
+        prefix = "" if prefix == "." else prefix + "/"
+        found.extend(prefix + n for n in names if not n.startswith("."))
+    return sorted(found)

@@ -1,4 +1,9 @@
-"""Freeze policies by name: all-but-top, all, none, until:STAGE, until:LAYER.
+"""Freeze policies by name: all-but-top, none, until:STAGE, until:LAYER.
+
+- ``all-but-top``: every backbone layer frozen, the new head trained (the feature cache's case);
+- ``none``: everything trains;
+- ``until:STAGE`` / ``until:LAYER``: the layers up to the end of a named stage (or up to a layer)
+  frozen, the rest and the head trained.
 
 Frozen BatchNorm layers run in inference mode (Keras 3 does so for a BatchNormalization
 layer whose ``trainable`` is False), so their moving statistics never move.
@@ -13,6 +18,18 @@ from .backbones import get_spec
 
 HEAD_PREFIX = "head_"
 PREPROCESSING_LAYER = "preprocessing"
+FREEZE_MODES = ("all-but-top", "none")  # and UNTIL followed by a stage or layer name
+UNTIL = "until:"
+
+
+def check_freeze_mode(mode: str, where: str = "model.freeze") -> None:
+    """A UserError (one line) unless ``mode`` is a freeze policy's name."""
+    if mode in FREEZE_MODES or mode.startswith(UNTIL):
+        return
+    if mode == "all":
+        raise UserError(f"{where}: 'all' is not a mode; all-but-top freezes the whole backbone and trains the"
+                        " head")
+    raise UserError(f"{where}: expected all-but-top, none, until:STAGE or until:LAYER, got {mode!r}")
 
 
 def backbone_layers(model) -> list:
@@ -38,17 +55,16 @@ def boundary_index(model, backbone: str, until: str) -> int:
 
 def apply_freeze(model, backbone: str, mode: str) -> None:
     """Set ``trainable`` on every layer of a classifier built by ``build_classifier``."""
+    check_freeze_mode(mode)
     for layer in model.layers:
         layer.trainable = True
     if mode == "none":
         return
-    if mode in ("all-but-top", "all"):
+    if mode == "all-but-top":
         frozen = set(id(layer) for layer in backbone_layers(model))
-    elif mode.startswith("until:"):
-        last = boundary_index(model, backbone, mode.split(":", 1)[1])
-        frozen = set(id(layer) for layer in model.layers[: last + 1])
     else:
-        raise UserError(f"model.freeze: unknown mode {mode!r}")
+        last = boundary_index(model, backbone, mode[len(UNTIL):])
+        frozen = set(id(layer) for layer in model.layers[: last + 1])
     for layer in model.layers:
         if id(layer) in frozen:
             layer.trainable = False

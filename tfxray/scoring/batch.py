@@ -1,7 +1,7 @@
 """Scoring whole folders: streaming, one CSV row per file (per frame of a multi-frame file),
 resumable and shardable.
 
-Files stream through ``stream.frame_dataset`` (sniff, decode and resize in parallel workers),
+Files stream through ``data.inputs.status_dataset`` (read and resize in parallel workers),
 the model predicts each batch as one traced graph (split across GPUs under MirroredStrategy,
 ``devices.py``), and rows reach disk batch by batch, each batch in one ``write`` call followed
 by fsync. All rows of a multi-frame file go out in the same write, so a killed run leaves whole
@@ -28,13 +28,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
-from ..io import atomic_write_text
-from ..models.bundle import load_bundle
-from .predict import geometry_of, needs_manifest, score_columns
+from tqdm import tqdm
 
-ID_COLUMNS = ("patient_id", "study_id")
-AGGREGATES = ("max", "mean", "noisy-or")
+from ..data.inputs import OK, SKIPPED, status_dataset
+from ..errors import UserError
+from ..evaluation.aggregate import AGGREGATIONS, AGGREGATORS
+from ..explain.gradcam import METHODS as GRADCAM_METHODS
+from ..images import list_files
+from ..io import atomic_write_text
+from ..models.bundle import Bundle, load_bundle
+from ..models.inference import Predictor, call, inputs_for, score_columns
+
 
 
 @dataclass
@@ -92,24 +96,6 @@ def in_shard(relative_path: str, shard: tuple[int, int] | None) -> bool:
     return int.from_bytes(digest[:8], "big") % shard[1] == shard[0] - 1
 
 
-def list_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-
-def relative_files(folder: Path) -> list[str]:
-    """Paths (relative, '/'-separated) of every file under ``folder``, sorted; hidden names left out.
-
-    Strings, not Path objects: a few dozen bytes per file, which is all the run keeps per file.
-    """
-    found = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        prefix = os.path.relpath(root, folder).replace(os.sep, "/")
-        prefix = "" if prefix == "." else prefix + "/"
-        found.extend(prefix + n for n in names if not n.startswith("."))
-    return sorted(found)
-
-
 def hash_id(value: str | None, salt: str) -> str | None:
     if value in (None, ""):
         return value
@@ -159,7 +145,7 @@ def _resume_state(out_csv: Path, header: list[str]) -> set[str]:
 
 
 def score_folder(
-    run_dir: str | Path,
+    run: str | Path | Bundle,
     folder: str | Path,
     out_csv: str | Path,
     *,
@@ -177,124 +163,45 @@ def score_folder(
 ) -> ScoreSummary:
     """Score every file under ``folder`` into ``out_csv``: one row per file, one per frame of multi-frame files.
 
+    ``run``: a run directory, or its bundle already loaded.
+
     ``gradcam_dir``: also write a Grad-CAM panel per scored image (only positive calls with
     ``gradcam_only_positives``), computed batch by batch from the decoded images. ``devices``:
     see ``scoring.devices`` (MirroredStrategy on several GPUs).
     """
-    from tqdm import tqdm
-
-    from .devices import Predictor, parse_devices, scoring_strategy
-    from .stream import ERROR, OK, SKIPPED, frame_dataset
-
     folder, out_csv = Path(folder), Path(out_csv)
-    if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder")
-    if hash_ids and not salt:
-        raise UserError("--hash-ids needs a salt: --salt TEXT or the TFXRAY_ID_SALT environment variable")
-    if aggregate not in AGGREGATES:
-        raise UserError(f"--aggregate: expected one of {', '.join(AGGREGATES)}, got {aggregate!r}")
-    if out_csv.exists() and not resume:
-        raise UserError(f"{out_csv}: already exists (use --resume to continue it, or choose another --out)")
-    if batch_size < 1:
-        raise UserError(f"--batch-size: must be at least 1, got {batch_size}")
-    if gradcam_dir is not None and gradcam_method not in ("gradcam", "gradcam++"):
-        raise UserError(f"--gradcam-method: expected gradcam or gradcam++, got {gradcam_method!r}")
-    strategy = scoring_strategy(parse_devices(devices))  # before TensorFlow starts: it may split the CPU
-    if strategy is not None:
-        with strategy.scope():
-            bundle = load_bundle(run_dir)
-    else:
-        bundle = load_bundle(run_dir)
-    if needs_manifest(bundle):
-        raise UserError(f"{run_dir}: this model reads a region of interest and neighbouring slices, which a folder "
-                        "does not give; score it from a manifest: tfxray evaluate RUN_DIR --data MANIFEST")
-    predict = Predictor(bundle.model, strategy)
-    classes = bundle.meta.classes
-    columns = score_columns(classes)
-    header = ["path", "sop_instance_uid", "patient_id", "study_id", "frame", *columns, "call", "status", "error"]
-    blank_scores = [""] * len(columns)
+    _check_options(folder, out_csv, resume=resume, hash_ids=hash_ids, salt=salt, aggregate=aggregate,
+                   batch_size=batch_size, gradcam_dir=gradcam_dir, gradcam_method=gradcam_method)
+    bundle, predict = _load_for_scoring(run, devices)
+    builder = inputs_for(bundle)  # refuses CT models: a folder gives no boxes or series
+    writer = _RowWriter(bundle.meta, hash_ids=hash_ids, salt=salt)
 
-    files = [r for r in relative_files(folder) if in_shard(r, shard)]
-    done = _resume_state(out_csv, header) if resume and out_csv.exists() else set()
+    files = [r for r in list_files(folder) if in_shard(r, shard)]
+    done = _resume_state(out_csv, writer.header) if resume and out_csv.exists() else set()
     todo = [r for r in files if r not in done]
     summary = ScoreSummary(total=len(files), already_done=len(files) - len(todo), replicas=predict.replicas)
     del files, done  # from here on, the run keeps one short string per file still to score
-    gradcam_dir = Path(gradcam_dir) if gradcam_dir is not None else None
+    panels = _PanelWriter(bundle, Path(gradcam_dir), gradcam_method, gradcam_only_positives) if gradcam_dir else None
 
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out_csv, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     start = time.perf_counter()
-    threshold = bundle.meta.threshold
     try:
         if os.fstat(fd).st_size == 0:
-            _write_rows(fd, [header])
-
-        def ids(meta: dict) -> tuple:
-            patient, study = meta.get("patient_id"), meta.get("study_uid")
-            if hash_ids:
-                patient, study = hash_id(patient, salt), hash_id(study, salt)
-            return meta.get("sop_uid"), patient, study
-
-        dataset = frame_dataset([os.path.join(folder, r) for r in todo], geometry_of(bundle), batch_size)
-        pending: list[list] = []  # rows of the file whose frames are still coming (it spans batches)
-        pending_left = 0
+            _write_rows(fd, [writer.header])
+        dataset = status_dataset(builder, [os.path.join(folder, r) for r in todo], batch_size, all_frames=True)
         with tqdm(total=len(todo), unit="file", desc="scoring", disable=not progress) as bar:
-            for index, frame, frames, status, reasons, metas, images in dataset:
-                index, frame, frames, status = index.numpy(), frame.numpy(), frames.numpy(), status.numpy()
-                reasons, metas = reasons.numpy(), metas.numpy()
-                ok = status == OK
-                scores = None
-                if ok.any():
-                    scores = predict(images if ok.all() else tf_boolean_mask(images, ok))
-                positions = np.cumsum(ok) - 1  # row j's position among the scored images
-                ready, finished = [], 0
-                explain = []  # (position, relative path, frame or None) of the panels to draw
-                for j in range(len(index)):
-                    relative = todo[index[j]]
-                    if frame[j] == 0:
-                        pending_left = int(frames[j])
-                        if frames[j] > 1:
-                            summary.multi_frame_files += 1
-                    frame_text = int(frame[j]) if (status[j] == OK or frames[j] > 1 or frame[j] > 0) else ""
-                    if status[j] != OK:
-                        reason = reasons[j].decode()
-                        if status[j] == SKIPPED:
-                            summary.skipped += 1
-                        else:
-                            summary.errors += 1
-                            # decoders often name the file in their message: without it, like errors group
-                            summary.reasons[reason.replace(os.path.join(folder, relative), "<file>")] += 1
-                        label = "skipped" if status[j] == SKIPPED else "error"
-                        pending.append([relative, "", "", "", frame_text, *blank_scores, "", label, reason])
-                    else:
-                        meta = json.loads(metas[j])
-                        values = [float(v) for v in scores[positions[j]]]
-                        if len(columns) == 1:
-                            call = classes[1] if values[0] >= threshold else classes[0]
-                        else:
-                            call = classes[int(np.argmax(values))]
-                        positive = call == classes[-1]
-                        summary.positives += int(positive)
-                        summary.scored += 1
-                        pending.append([relative, *ids(meta), frame_text, *[f"{v:.6f}" for v in values], call, "ok", ""])
-                        if gradcam_dir is not None and (positive or not gradcam_only_positives):
-                            explain.append((positions[j], relative, int(frame[j]) if frames[j] > 1 else None))
-                    pending_left -= 1
-                    if pending_left <= 0:  # the file's last frame: its rows can go to disk
-                        ready += pending
-                        pending = []
-                        finished += 1
-                if explain:  # panels first: a file in the CSV has its panel
-                    summary.panels += _write_panels(bundle, images, ok, scores, explain, gradcam_dir, gradcam_method)
-                if ready:
-                    _write_rows(fd, ready)
+            for batch in dataset:
+                finished = _score_batch(batch, todo, folder, predict, writer, panels, summary, fd)
                 summary.files += finished
                 bar.update(finished)
-        if pending:  # cannot happen (a file's frames all follow it), but never lose a row
-            _write_rows(fd, pending)
+        if writer.pending:  # cannot happen (a file's frames all follow it), but never lose a row
+            _write_rows(fd, writer.take_pending())
     finally:
         os.close(fd)
     summary.seconds = time.perf_counter() - start
+    summary.panels = panels.written if panels else 0
+    classes = bundle.meta.classes
     summary.rollups = write_rollups(out_csv, classes, aggregate, bundle.meta.threshold)
     if summary.rollups is None:
         summary.rollup_note = (f"roll-ups: none written (per-study and per-patient roll-ups need a two-class model; "
@@ -302,23 +209,135 @@ def score_folder(
     return summary
 
 
-def tf_boolean_mask(images, mask: np.ndarray):
-    import tensorflow as tf
+def _check_options(folder: Path, out_csv: Path, *, resume: bool, hash_ids: bool, salt: str | None, aggregate: str,
+                   batch_size: int, gradcam_dir, gradcam_method: str) -> None:
+    """Refuse a bad option in one line before any model is loaded."""
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder")
+    if hash_ids and not salt:
+        raise UserError("--hash-ids needs a salt: --salt TEXT or the TFXRAY_ID_SALT environment variable")
+    if aggregate not in AGGREGATIONS:
+        raise UserError(f"--aggregate: expected one of {', '.join(AGGREGATIONS)}, got {aggregate!r}")
+    if out_csv.exists() and not resume:
+        raise UserError(f"{out_csv}: already exists (use --resume to continue it, or choose another --out)")
+    if batch_size < 1:
+        raise UserError(f"--batch-size: must be at least 1, got {batch_size}")
+    if gradcam_dir is not None and gradcam_method not in GRADCAM_METHODS:
+        raise UserError(f"--gradcam-method: expected one of {', '.join(GRADCAM_METHODS)}, got {gradcam_method!r}")
 
-    return tf.boolean_mask(images, mask)
+
+def _load_for_scoring(run: str | Path | Bundle, devices):
+    """The bundle and its predictor, on one device or mirrored across ``devices``.
+
+    A bundle already loaded is used as it is on one device; mirrored, it is loaded again inside
+    the strategy's scope (its variables must live on every replica).
+    """
+    from .devices import parse_devices, scoring_strategy
+
+    strategy = scoring_strategy(parse_devices(devices))  # before TensorFlow starts: it may split the CPU
+    if strategy is None:
+        bundle = run if isinstance(run, Bundle) else load_bundle(run)
+    else:
+        with strategy.scope():
+            bundle = load_bundle(run.path if isinstance(run, Bundle) else run)
+    return bundle, Predictor(bundle.model, strategy)
 
 
-def _write_panels(bundle, images, ok: np.ndarray, scores: np.ndarray, explain: list, out_dir: Path, method: str) -> int:
-    """Grad-CAM panels for some scored images of a batch: one gradient computation for all of them."""
-    from ..explain.gradcam import explain_images, panel_name, save_panel
+class _RowWriter:
+    """CSV rows of scored frames; a multi-frame file's rows are held until its last frame arrives."""
 
-    chosen = [position for position, _, _ in explain]
-    scored_images = np.asarray(images)[ok]
-    heatmaps = explain_images(bundle, scored_images[chosen], [relative for _, relative, _ in explain],
-                              scores[chosen], method=method, frames=[frame for _, _, frame in explain])
-    for heatmap, (_, relative, frame) in zip(heatmaps, explain):
-        save_panel(heatmap, out_dir / panel_name(relative, frame, method))
-    return len(heatmaps)
+    def __init__(self, meta, *, hash_ids: bool, salt: str | None):
+        self.meta, self.hash_ids, self.salt = meta, hash_ids, salt
+        self.columns = score_columns(meta.classes)
+        self.header = ["path", "sop_instance_uid", "patient_id", "study_id", "frame", *self.columns, "call", "status",
+                       "error"]
+        self.pending: list[list] = []  # rows of the file whose frames are still coming (it spans batches)
+        self.left = 0  # frames of that file still to come
+
+    def ids(self, meta: dict) -> tuple:
+        patient, study = meta.get("patient_id"), meta.get("study_uid")
+        if self.hash_ids:
+            patient, study = hash_id(patient, self.salt), hash_id(study, self.salt)
+        return meta.get("sop_uid"), patient, study
+
+    def add(self, row: list, frame: int, frames: int) -> bool:
+        """Hold ``row``; True when it was its file's last frame (the file's rows can go to disk)."""
+        if frame == 0:
+            self.left = frames
+        self.pending.append(row)
+        self.left -= 1
+        return self.left <= 0
+
+    def take_pending(self) -> list[list]:
+        rows, self.pending = self.pending, []
+        return rows
+
+
+class _PanelWriter:
+    """Grad-CAM panels for the scored images of each batch: one gradient computation per batch."""
+
+    def __init__(self, bundle, out_dir: Path, method: str, only_positives: bool):
+        self.bundle, self.out_dir, self.method, self.only_positives = bundle, out_dir, method, only_positives
+        self.written = 0
+
+    def wanted(self, positive: bool) -> bool:
+        return positive or not self.only_positives
+
+    def write(self, images: np.ndarray, scores: np.ndarray, chosen: list[tuple[int, str, int | None]]) -> None:
+        """``chosen``: (position among ``images``, relative path, frame or None) of each panel."""
+        from ..explain.gradcam import explain_images, panel_name, save_panel
+
+        positions = [position for position, _, _ in chosen]
+        heatmaps = explain_images(self.bundle, images[positions], [relative for _, relative, _ in chosen],
+                                  scores[positions], method=self.method, frames=[frame for _, _, frame in chosen])
+        for heatmap, (_, relative, frame) in zip(heatmaps, chosen):
+            save_panel(heatmap, self.out_dir / panel_name(relative, frame, self.method))
+        self.written += len(heatmaps)
+
+
+def _score_batch(batch, todo: list[str], folder: Path, predict, writer: _RowWriter, panels: _PanelWriter | None,
+                 summary: ScoreSummary, fd: int) -> int:
+    """Predict one batch of the stream, write the rows of the files it completes; returns how many it completed."""
+    index, frame, frames, status, reasons, metas, images = (t.numpy() for t in batch)
+    ok = status == OK
+    scored = images[ok]
+    scores = predict(scored) if len(scored) else None
+    positions = np.cumsum(ok) - 1  # row j's position among the scored images
+    classes = writer.meta.classes
+    ready, finished, explain = [], 0, []
+    for j in range(len(index)):
+        relative = todo[index[j]]
+        multi_frame = frames[j] > 1 or frame[j] > 0
+        if frame[j] == 0 and frames[j] > 1:
+            summary.multi_frame_files += 1
+        if status[j] == OK:
+            value, called = call(writer.meta, scores[positions[j]])
+            values = [float(v) for v in scores[positions[j]]]
+            positive = called == classes[-1]
+            summary.positives += int(positive)
+            summary.scored += 1
+            row = [relative, *writer.ids(json.loads(metas[j])), int(frame[j]), *[f"{v:.6f}" for v in values],
+                   called, "ok", ""]
+            if panels is not None and panels.wanted(positive):
+                explain.append((positions[j], relative, int(frame[j]) if frames[j] > 1 else None))
+        else:
+            reason = reasons[j].decode()
+            if status[j] == SKIPPED:
+                summary.skipped += 1
+            else:
+                summary.errors += 1
+                # decoders often name the file in their message: without it, like errors group
+                summary.reasons[reason.replace(os.path.join(folder, relative), "<file>")] += 1
+            row = [relative, "", "", "", int(frame[j]) if multi_frame else "", *[""] * len(writer.columns), "",
+                   "skipped" if status[j] == SKIPPED else "error", reason]
+        if writer.add(row, int(frame[j]), int(frames[j])):
+            ready += writer.take_pending()
+            finished += 1
+    if explain:  # panels first: a file in the CSV has its panel
+        panels.write(scored, scores, explain)
+    if ready:
+        _write_rows(fd, ready)
+    return finished
 
 
 def _write_rows(fd: int, rows: list[list]) -> None:
@@ -336,8 +355,6 @@ def rollup_path(out_csv: Path) -> Path:
 
 def write_rollups(out_csv: Path, classes: list[str], how: str, threshold: float) -> Path | None:
     """Per-study and per-patient scores and calls (two-class models) beside the scores CSV."""
-    from ..evaluation.aggregate import AGGREGATORS
-
     if len(classes) != 2:
         return None
     table = pd.read_csv(out_csv, dtype={"patient_id": str, "study_id": str}, keep_default_na=False)

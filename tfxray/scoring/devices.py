@@ -1,7 +1,7 @@
 """Where scoring predicts: one device, or every replica of a MirroredStrategy.
 
 On a machine with several GPUs, scoring loads the model inside ``MirroredStrategy().scope()``
-and splits each batch across the replicas. ``devices`` (``--devices`` or the
+and splits each batch across the replicas (``models.inference.Predictor``). ``devices`` (``--devices`` or the
 ``TFXRAY_SCORE_DEVICES`` environment variable, comma-separated) names them explicitly; naming
 more CPU devices than exist (``/cpu:0,/cpu:1``) splits the CPU into that many logical devices,
 which must happen before TensorFlow starts: that is how the tests exercise the strategy
@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import weakref
-
-import numpy as np
 
 from ..errors import UserError
 
@@ -64,58 +61,3 @@ def scoring_strategy(devices: list[str] | None = None):
 def _short(name: str) -> str:
     """'/job:localhost/replica:0/task:0/device:GPU:1', '/gpu:1' -> 'gpu:1'."""
     return name.lower().rsplit("/", 1)[-1].replace("device:", "")
-
-
-class Predictor:
-    """``model(images, training=False)`` as one traced graph; split across replicas under a strategy.
-
-    A ``tf.function`` with a fixed signature (any batch size) instead of eager calls: the
-    graph runs with Grappler's fusions, like ``model.predict``, and the last, shorter batch does
-    not retrace. Under a strategy, every replica gets the batch and scores its own slice; the
-    slices are concatenated in replica order, which is batch order. (Keras' ``predict_on_batch``
-    would give every replica the whole batch and concatenate duplicates.)
-    """
-
-    def __init__(self, model, strategy=None):
-        import tensorflow as tf
-
-        spec = tf.TensorSpec([None, *model.input_shape[1:]], tf.float32)
-        self.strategy = strategy
-        self.replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-
-        if strategy is None:
-            self._fn = tf.function(lambda images: model(images, training=False), input_signature=[spec])
-            return
-
-        def replica_slice(images):
-            context = tf.distribute.get_replica_context()
-            count = tf.shape(images)[0]
-            share = (count + context.num_replicas_in_sync - 1) // context.num_replicas_in_sync
-            start = tf.minimum(share * context.replica_id_in_sync_group, count)
-            return model(images[start:tf.minimum(start + share, count)], training=False)
-
-        def distributed(images):
-            parts = strategy.experimental_local_results(strategy.run(replica_slice, args=(images,)))
-            return tf.concat(parts, axis=0)
-
-        with strategy.scope():
-            self._fn = tf.function(distributed, input_signature=[spec])
-
-    def __call__(self, images) -> np.ndarray:
-        if self.strategy is None:
-            return np.asarray(self._fn(images))
-        with self.strategy.scope():
-            scores = np.asarray(self._fn(images))
-        if len(scores) != len(images):  # each replica must score its own slice, once
-            raise RuntimeError(f"{self.replicas} replicas gave {len(scores)} scores for {len(images)} images")
-        return scores
-
-
-_PREDICTORS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def predictor_for(model) -> Predictor:
-    """The model's single-device ``Predictor``, traced once and reused (weakly cached per model)."""
-    if model not in _PREDICTORS:
-        _PREDICTORS[model] = Predictor(model)
-    return _PREDICTORS[model]

@@ -7,61 +7,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data.manifest import load_manifest
-from ..data.pipeline import ImageGeometry, inference_dataset
-from ..errors import RunError, UserError
+from ..data.manifest import Manifest, load_manifest
+from ..errors import RunError
 from ..models.bundle import Bundle, load_bundle
+from ..models.inference import predict_paths, score_columns
 
 
-def geometry_of(bundle: Bundle) -> ImageGeometry:
-    return ImageGeometry(bundle.meta.input_size, bundle.meta.channels, bundle.meta.resize)
+def predict_manifest(run: str | Path | Bundle, manifest: str | Path | Manifest, batch_size: int = 32,
+                     progress: bool = True):
+    """Score every image of a manifest: (table with path, label, patient_id, study_id, scores; info).
 
-
-def score_columns(classes: list[str]) -> list[str]:
-    """``score`` for two classes (probability of the positive class), else ``score_<class>``."""
-    return ["score"] if len(classes) == 2 else [f"score_{c}" for c in classes]
-
-
-def needs_manifest(bundle: Bundle) -> bool:
-    """A CT model's input is a box's region and the slice's neighbours: only a manifest gives them."""
-    return bool(bundle.meta.roi or bundle.meta.neighbours)
-
-
-def predict_paths(bundle: Bundle, paths: list[str], batch_size: int = 32, progress: bool = False, manifest=None):
-    """(scores array (n, k), error message per path: '' when the file was scored).
-
-    Models trained on CT inputs (ROI, neighbour slices) need ``manifest`` (boxes, series).
+    ``run``: a run directory or its loaded bundle; ``manifest``: a manifest file or folder, or a
+    loaded ``Manifest`` (e.g. a run's test split).
     """
-    from tqdm import tqdm
-
-    if needs_manifest(bundle):
-        from ..data.ct import ct_rows, roi_dataset
-
-        if manifest is None:
-            raise UserError("this model reads a region of interest and neighbouring slices: score it from a "
-                            "manifest with boxes and series (tfxray evaluate RUN_DIR --data MANIFEST)")
-        rows = ct_rows(manifest.images, manifest.boxes, roi=bundle.meta.roi, neighbours=bundle.meta.neighbours,
-                       paths=paths)
-        dataset = roi_dataset(rows, bundle.meta.input_size, None, batch_size=batch_size, channels=bundle.meta.channels)
-    else:
-        dataset = inference_dataset(paths, geometry_of(bundle), batch_size)
-    from .devices import predictor_for
-
-    predict = predictor_for(bundle.model)  # one traced graph, not eager calls: several times faster on big backbones
-    scores, errors = [], []
-    with tqdm(total=len(paths), unit="img", desc="scoring", disable=not progress) as bar:
-        for images, messages, _ in dataset:
-            scores.append(predict(images))
-            errors.extend(m.decode() for m in messages.numpy())
-            bar.update(len(messages))
-    k = bundle.model.output_shape[-1]
-    return (np.concatenate(scores) if scores else np.zeros((0, k), np.float32)), errors
-
-
-def predict_manifest(run_dir: str | Path, manifest_path: str | Path, batch_size: int = 32, progress: bool = True):
-    """Score every image of a manifest: (table with path, label, patient_id, study_id, scores; info)."""
-    bundle = load_bundle(run_dir)
-    manifest = load_manifest(manifest_path, classes=bundle.meta.classes)
+    bundle = run if isinstance(run, Bundle) else load_bundle(run)
+    if not isinstance(manifest, Manifest):
+        manifest = load_manifest(manifest, classes=bundle.meta.classes)
     images = manifest.images
     scores, errors = predict_paths(bundle, images["path"].tolist(), batch_size, progress=progress, manifest=manifest)
     failed = [(p, e) for p, e in zip(images["path"], errors) if e]
@@ -85,3 +46,26 @@ def predict_manifest(run_dir: str | Path, manifest_path: str | Path, batch_size:
         "threshold_rule": bundle.meta.threshold_rule,
     }
     return table, info
+
+
+def evaluate_run(run: str | Path | Bundle, manifest: str | Path | Manifest, *, label_column: str | None = None,
+                 positive=None, threshold: str | None = None, patient_column: str | None = None,
+                 aggregate: str | None = None, batch_size: int = 32, progress: bool = True):
+    """Score a manifest with a run's model and settle ``evaluate_table``'s arguments: (table, arguments, note).
+
+    What the caller leaves as None comes from the model (label column, positive class, saved
+    threshold) and from the run's recipe (``evaluate.patient_level``, ``evaluate.aggregate``);
+    ``note`` is the one line saying what the recipe decided ('' when nothing). The recipe's
+    section is checked before any image is scored.
+    """
+    from ..config import evaluate_config
+    from ..evaluation.model_table import model_arguments, patient_level
+
+    bundle = run if isinstance(run, Bundle) else load_bundle(run)
+    recipe = evaluate_config(bundle.meta.recipe, where=f"{bundle.path}: recipe")
+    table, info = predict_manifest(bundle, manifest, batch_size=batch_size, progress=progress)
+    arguments = model_arguments(info, label_column=label_column, positive=positive, threshold=threshold)
+    patients = patient_level(patient_column, aggregate, recipe_patient_level=recipe.patient_level,
+                             recipe_aggregate=recipe.aggregate, columns=table.columns)
+    arguments.update(patient_column=patients.column, aggregate=patients.aggregate)
+    return table, arguments, patients.note

@@ -1,0 +1,114 @@
+"""What the CLI (and the demo) give evaluate_table: CSV tables, a model's info, the recipe's patient level."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfxray.errors import UserError
+from tfxray.evaluation.aggregate import AGGREGATORS
+from tfxray.evaluation.choices import AGGREGATIONS
+from tfxray.evaluation.model_table import PatientLevel, model_arguments, patient_level
+from tfxray.evaluation.report import evaluate_table, write_report
+from tfxray.evaluation.table import read_readers_csv, read_scores_csv
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_model_arguments_fill_what_the_user_left_open():
+    info = {"positive": "fracture", "classes": ["normal", "fracture"], "threshold": 0.37}
+    assert model_arguments(info) == {"label_column": "label", "positive": "fracture", "score_columns": ["score"],
+                                     "classes": None, "threshold": "model", "model_threshold": 0.37}
+    given = model_arguments(info, label_column="truth", positive="normal", threshold="youden")
+    assert (given["label_column"], given["positive"], given["threshold"]) == ("truth", "normal", "youden")
+    assert given["model_threshold"] == 0.37
+
+
+def test_model_arguments_multiclass():
+    info = {"positive": "c", "classes": ["a", "b", "c"], "threshold": 0.5}
+    arguments = model_arguments(info)
+    assert arguments["score_columns"] == ["score_a", "score_b", "score_c"]
+    assert arguments["classes"] == ["a", "b", "c"] and arguments["positive"] is None
+
+
+@pytest.mark.parametrize("given, recipe, expected", [
+    # (patient_column, aggregate), (recipe patient_level, recipe aggregate), (column, aggregate, note says)
+    ((None, None), (False, "mean"), (None, "mean", "")),
+    ((None, None), (True, "mean"), ("patient_id", "mean", "evaluate.patient_level: true, evaluate.aggregate: mean)")),
+    ((None, "max"), (True, "mean"), ("patient_id", "max", "evaluate.patient_level: true)")),
+    (("study_id", None), (True, "noisy-or"), ("study_id", "noisy-or", "evaluate.aggregate: noisy-or)")),
+    (("study_id", "mean"), (True, "max"), ("study_id", "mean", "")),
+    ((None, None), (False, None), (None, "max", "")),
+    (("study_id", None), (False, None), ("study_id", "max", "")),  # no recipe (a scores table): the default
+])
+def test_patient_level_precedence(given, recipe, expected):
+    level = patient_level(*given, recipe_patient_level=recipe[0], recipe_aggregate=recipe[1])
+    assert (level.column, level.aggregate) == expected[:2]
+    if expected[2]:
+        assert level.note.endswith(expected[2]) and "from the run's recipe" in level.note
+        assert level.note.startswith(f"per patient: rows grouped by {expected[0]}, each patient scored by the"
+                                     f" {expected[1]} of its images")
+    else:
+        assert level.note == ""
+
+
+def test_recipe_patient_level_needs_the_patient_column():
+    with pytest.raises(UserError, match="evaluate.patient_level: true.*no patient_id column"):
+        patient_level(recipe_patient_level=True, recipe_aggregate="max", columns=["path", "label", "score"])
+    assert patient_level(recipe_patient_level=True, columns=["patient_id"]) == PatientLevel(
+        "patient_id", "max", "per patient: rows grouped by patient_id, each patient scored by the max of its images"
+        " (from the run's recipe: evaluate.patient_level: true)")
+
+
+def test_read_scores_csv_only_empty_cells_are_missing(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("label,a,b\n1,0.5,\n0,nan,0.25\n")
+    table = read_scores_csv(path)
+    assert table["a"].tolist() == ["0.5", "nan"]  # a written NaN stays text, so it is reported
+    assert np.isnan(table["b"].iloc[0]) and table["b"].iloc[1] == 0.25
+    with pytest.raises(UserError, match="score column 'a': NaN score in data row 2"):
+        evaluate_table(table, label_column="label", positive=1, score_columns=["a"], n_bootstrap=100)
+
+
+@pytest.mark.parametrize("reader", [read_scores_csv, read_readers_csv])
+def test_unreadable_csv_is_one_line(tmp_path, reader):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"\xff\xfe\x00\x81label\n")
+    for path in (empty, binary):
+        with pytest.raises(UserError) as info:
+            reader(path)
+        assert str(info.value).startswith(f"{path}: not a readable CSV (") and "\n" not in str(info.value)
+
+
+def test_aggregation_names_are_declared_once():
+    from tfxray.config import EvaluateConfig
+
+    assert tuple(AGGREGATORS) == AGGREGATIONS == ("max", "mean", "noisy-or")
+    with pytest.raises(UserError, match=r"evaluate.aggregate: expected one of max, mean, noisy-or, got 'median'"):
+        EvaluateConfig(aggregate="median").validate("evaluate")
+
+
+def test_cli_option_lists_load_no_numpy():
+    """cli/evaluate.py takes its choices from evaluation/choices.py: `tfxray --help` stays light."""
+    code = "import sys, cli.evaluate; sys.exit('numpy' in sys.modules or 'pandas' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_roc_only_multiclass(tmp_path):
+    rng = np.random.default_rng(0)
+    classes = ["a", "b", "c"]
+    truth = np.repeat(np.arange(3), 20)
+    probs = rng.dirichlet(np.ones(3), size=len(truth))
+    table = pd.DataFrame({"label": np.array(classes)[truth], **{f"score_{c}": probs[:, j] for j, c in enumerate(classes)}})
+    report = evaluate_table(table, label_column="label", positive=None, score_columns=[f"score_{c}" for c in classes],
+                            n_bootstrap=100)
+    everything = write_report(report, table, tmp_path / "all")
+    only = write_report(report, table, tmp_path / "roc", roc_only=True)
+    assert {n for n in everything if n.endswith(".png")} == {"roc_image.png", "confusion_image.png"}
+    assert {n for n in only if n.endswith(".png")} == {"roc_image.png"}
+    assert (tmp_path / "all" / "report.json").read_text() == (tmp_path / "roc" / "report.json").read_text()
