@@ -44,7 +44,8 @@ def main() -> None:
 
     from tfxray.config import load_recipe
     from tfxray.data.manifest import load_manifest
-    from tfxray.data.pipeline import ImageGeometry, load_resized
+    from tfxray.data.geometry import ImageGeometry
+    from tfxray.data.inputs import load_input
     from tfxray.data.synth import synthesize
     from tfxray.models.bundle import load_bundle
     from tfxray.models.classifier import build_classifier
@@ -73,7 +74,7 @@ def main() -> None:
     geometry = ImageGeometry(args.size)
 
     def arrays(rows):
-        x = np.stack([load_resized(p, geometry) for p in rows.path])
+        x = np.stack([load_input(p, geometry)[0] for p in rows.path])
         return x, (rows.label == "fracture").to_numpy(np.float32)
 
     (x_train, y_train), (x_val, y_val) = arrays(part["train"]), arrays(part["validation"])
@@ -88,7 +89,7 @@ def main() -> None:
     plain_s = time.perf_counter() - start
 
     test_paths, y_test = part["test"].path.tolist(), (part["test"].label == "fracture").to_numpy()
-    x_test = np.stack([load_resized(p, geometry) for p in test_paths])
+    x_test = np.stack([load_input(p, geometry)[0] for p in test_paths])
     scores = {"cached": predict_paths(load_bundle(work / "cached"), test_paths)[0][:, 0],
               "plain": plain_model.predict(x_test, batch_size=batch, verbose=0)[:, 0]}
     aucs = {name: roc_auc_score(y_test, s) for name, s in scores.items()}

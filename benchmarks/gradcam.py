@@ -55,7 +55,7 @@ def main():
 
     from scoring import make_bundle  # benchmarks/scoring.py: the same bundle
 
-    from tfxray.data.pipeline import load_resized
+    from tfxray.data.inputs import load_input
     from tfxray.data.synth import synthesize
     from tfxray.explain.gradcam import compute_cams
     from tfxray.models.bundle import load_bundle
@@ -66,7 +66,7 @@ def main():
         bundle = load_bundle(make_bundle(args.backbone, args.size, work / "run"))
         synthesize(work / "data", n=args.n, seed=3, size=256, progress=False)
         paths = sorted((work / "data").rglob("*.png"))[: args.n]
-        images = np.stack([load_resized(str(p), geometry_of(bundle)) for p in paths])
+        images = np.stack([load_input(str(p), geometry_of(bundle))[0] for p in paths])
     n, single_n, layer = len(images), min(args.single_n, len(images)), bundle.meta.gradcam_layer
     print(f"{args.backbone} at {args.size} px, target layer {layer}, {args.method}, {n} images")
 

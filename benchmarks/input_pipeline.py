@@ -41,7 +41,8 @@ def tfxray_throughput(paths, labels, size, batch, epochs, deterministic=True):
     """Images per second of each epoch through ``training_dataset`` with online augmentation."""
     from tfxray.config import OnlineAugmentConfig
     from tfxray.data.online import online_augmentation
-    from tfxray.data.pipeline import ImageGeometry, training_dataset
+    from tfxray.data.geometry import ImageGeometry
+    from tfxray.data.pipeline import training_dataset
 
     cfg = OnlineAugmentConfig(enabled=True, flip=True, **TRANSFORMS)
     ds = training_dataset(paths, labels, ImageGeometry(size), batch_size=batch, shuffle=True, seed=0,
@@ -88,11 +89,13 @@ def training_feeds(paths, labels, size, batch, seed=0):
 
     from tfxray.config import OnlineAugmentConfig
     from tfxray.data.online import online_augmentation
-    from tfxray.data.pipeline import ImageGeometry, load_resized, training_dataset
+    from tfxray.data.geometry import ImageGeometry
+    from tfxray.data.inputs import load_input
+    from tfxray.data.pipeline import training_dataset
     from tfxray.models.classifier import build_classifier
 
     geometry = ImageGeometry(size)
-    x = np.stack([load_resized(p, geometry) for p in paths])  # the in-memory tensors
+    x = np.stack([load_input(p, geometry)[0] for p in paths])  # the in-memory tensors
     y = labels.astype("float32")
     augment = online_augmentation(OnlineAugmentConfig(enabled=True, flip=True, **TRANSFORMS), seed)
     feeds = {

@@ -56,7 +56,7 @@ def image_files(folder: Path) -> list[Path]:
 def compare(run_dir: Path, folder: Path, batch: int, naive_n: int, work: Path, label: str, repeats: int) -> float:
     import numpy as np
 
-    from tfxray.data.pipeline import load_resized
+    from tfxray.data.inputs import load_input
     from tfxray.models.bundle import load_bundle
     from tfxray.scoring.batch import score_folder
     from tfxray.models.inference import Predictor
@@ -71,7 +71,7 @@ def compare(run_dir: Path, folder: Path, batch: int, naive_n: int, work: Path, l
 
     bundle = load_bundle(run_dir)
     geometry = geometry_of(bundle)
-    images = np.stack([load_resized(str(p), geometry) for p in paths])
+    images = np.stack([load_input(str(p), geometry)[0] for p in paths])
     bundle.model.predict(images[:batch], batch_size=batch, verbose=0)  # warm-up: trace the predict graph
     seconds = []
     for _ in range(repeats):  # its best run: a call sometimes ends with a stall of seconds (see the module doc)
@@ -94,7 +94,7 @@ def compare(run_dir: Path, folder: Path, batch: int, naive_n: int, work: Path, l
 
     start = time.perf_counter()
     for p in paths[:naive_n]:  # what a first script does: one file, one predict call
-        bundle.model.predict(load_resized(str(p), geometry)[None], verbose=0)
+        bundle.model.predict(load_input(str(p), geometry)[0][None], verbose=0)
     naive_rate = min(naive_n, n) / (time.perf_counter() - start)
 
     ratio = score_rate / predict_rate

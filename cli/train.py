@@ -32,7 +32,7 @@ SHORTCUTS = {
               help="Continue an interrupted run from its last checkpoint.")
 @click.option("--backbone", help="Registered backbone name (overrides model.backbone).")
 @click.option("--weights", help="imagenet, none, or a weights file.")
-@click.option("--freeze", help="all-but-top | all | none | until:STAGE | until:LAYER.")
+@click.option("--freeze", help="all-but-top | none | until:STAGE | until:LAYER.")
 @click.option("--input-size", type=int, help="Input side in pixels.")
 @click.option("--epochs", type=int)
 @click.option("--iterations", type=int, help="Budget in optimizer steps (overrides epochs).")

@@ -35,7 +35,7 @@ def test_wrist_recipe_inception_top_layer_with_8x_offline_amplification(tmp_path
 
 
 def test_vertebral_radiograph_recipe_builds_resnext_with_its_shallow_stages_frozen():
-    from tfxray.data.pipeline import ImageGeometry
+    from tfxray.data.geometry import ImageGeometry
     from tfxray.training.trainer import _build_model
 
     recipe = load_recipe("vertebral-radiograph", [(["data", "input_size"], 32), (["model", "weights"], "none")])
@@ -109,7 +109,7 @@ def test_vertebral_ct_recipe_roi_neighbours_amplified_patient_max(tmp_path):
     # out-of-fold scores come from the ROI-and-neighbours input, as the model was trained
     import numpy as np
 
-    from tfxray.data.ct import load_ct_input
+    from tfxray.data.ct import ct_rows, load_ct_input
     from tfxray.data.geometry import ImageGeometry
 
     part = oof[oof.fold == 1]

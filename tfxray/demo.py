@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import pandas as pd
-
 from .io import atomic_write_json, atomic_write_text
 
 
@@ -30,6 +28,7 @@ def run_demo(
 ) -> DemoResult:
     from .config import load_recipe
     from .data.manifest import load_manifest
+    from .data.splits import read_split_table
     from .data.synth import synthesize
     from .evaluation.report import evaluate_table, format_summary, write_report
     from .explain.panels import write_panels
@@ -65,7 +64,7 @@ def run_demo(
 
     say("[3/6] evaluating on the held-out test patients")
     bundle = load_bundle(run_dir)  # loaded once: evaluation, scoring and Grad-CAM share it
-    split = pd.read_csv(run_dir / SPLIT_FILE, dtype=str, keep_default_na=False)
+    split = read_split_table(run_dir / SPLIT_FILE)
     test = manifest.subset(manifest.images["path"].isin(split.loc[split["split"] == "test", "path"]))
     test_paths = test.images["path"].tolist()
     atomic_write_text(out / "test_manifest.csv", test.table().to_csv(index=False))

@@ -63,10 +63,13 @@ def test_draw_params_counts():
 
 
 def test_amplified_stacks_are_written_as_three_gray_files(tmp_path):
-    """CT rows (a slice and its neighbours) amplify to three 16-bit PNGs per variant, box dropped."""
+    """CT inputs (a slice's region and its neighbours) amplify to three 16-bit PNGs per variant, box
+    dropped; the amplified rows' own builder reads them back as the variants."""
     import pandas as pd
 
     from tfxray.data.augment import amplify_offline
+    from tfxray.data.geometry import ImageGeometry
+    from tfxray.data.inputs import SliceStackInput
     from tfxray.images import read_image
 
     ramp = np.tile(np.linspace(0, 1, 12, dtype=np.float32), (12, 1))
@@ -75,8 +78,12 @@ def test_amplified_stacks_are_written_as_three_gray_files(tmp_path):
                          "x1": [1.0, 2.0], "y1": [1.0, 2.0], "x2": [5.0, 6.0], "y2": [5.0, 6.0],
                          "label": ["benign", "malignant"], "patient_id": ["P1", "P2"]})
     cfg = OfflineAugmentConfig(factor=3, flip=True)
-    out = amplify_offline(rows, None, cfg, 0, tmp_path, progress=False, load=lambda p: stacks[p])
-    assert len(out) == 6 and {"x1", "y2"}.isdisjoint(out.columns)
+    inputs = SliceStackInput(ImageGeometry(12, 3), rows)
+    inputs.load_path = lambda path: (stacks[path], {})  # the crops, as the real builder would make them
+    out, amplified = amplify_offline(rows, inputs, cfg, 0, tmp_path, progress=False)
+    assert len(out) == 6 and out[["x1", "y2"]].isna().all().all()  # cropped already: no box left
+    assert isinstance(amplified, SliceStackInput)
+    np.testing.assert_allclose(amplified.load_path(out.path.iloc[0])[0], stacks["a"], atol=1e-4)
     assert out.label.tolist() == ["benign"] * 3 + ["malignant"] * 3
     identity, flipped = out.iloc[0], out.iloc[1]
     channels = [read_image(identity[c]).pixels for c in ("prev_path", "path", "next_path")]

@@ -59,3 +59,38 @@ def test_too_few_patients():
     images = pd.DataFrame({"path": ["a", "b"], "label": ["normal", "fracture"], "patient_id": ["P1", "P1"]})
     with pytest.raises(UserError, match="patients"):
         kfold_assignments(images, 5)
+
+
+def test_split_table_keeps_every_image_column_and_reads_back_ids_as_text(tmp_path):
+    from tfxray.data.splits import assign_splits, read_split_table
+
+    images = pd.DataFrame({
+        "path": [f"s{i}.png" for i in range(8)],
+        "label": ["benign", "malignant"] * 4,
+        "patient_id": ["0012", "0012", "007", "007", "10", "10", "3.50", "3.50"],  # numbers to a CSV reader
+        "study_id": ["01", "01", "02", "02", "03", "03", "04", "04"],
+        "series_id": ["1.10", "1.10", "1.2", "1.2", "1.30", "1.30", None, None],
+        "slice_index": [0, 1, 0, 1, 0, 1, 0, 1],
+        "fold": [1, 1, 2, 2, 1, 1, 2, 2],
+        "split": ["train", "train", "train", "train", "validation", "validation", "test", "test"],
+    })
+    table = assign_splits(images, (0.8, 0.1, 0.1), seed=0)
+    assert list(table.columns) == list(images.columns)  # series, slice position and fold travel along
+    pd.testing.assert_frame_equal(table, images)  # the manifest's own split is kept as given
+    table.to_csv(tmp_path / "split.csv", index=False)
+    back = read_split_table(tmp_path / "split.csv")
+    pd.testing.assert_frame_equal(back, table, check_dtype=False)
+    for column in ("path", "label", "patient_id", "study_id", "series_id", "split"):
+        assert back[column].dropna().map(type).eq(str).all(), column
+    assert back["patient_id"].tolist()[::2] == ["0012", "007", "10", "3.50"]
+    assert back["series_id"].tolist()[::2][:3] == ["1.10", "1.2", "1.30"] and back["series_id"].isna().sum() == 2
+    assert back["slice_index"].tolist() == images["slice_index"].tolist()
+
+
+def test_split_table_without_a_split_column_is_the_grouped_holdout():
+    from tfxray.data.splits import assign_splits
+
+    images = many_images_per_patient().assign(series_id=lambda t: t.patient_id + "-S1")
+    table = assign_splits(images, (0.8, 0.1, 0.1), seed=3)
+    assert (table["split"] == holdout_assignments(images, (0.8, 0.1, 0.1), seed=3)).all()
+    pd.testing.assert_frame_equal(table.drop(columns="split"), images)

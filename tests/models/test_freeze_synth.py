@@ -18,12 +18,13 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def phantoms(wrist_png):
     """16 wrist phantoms at 32 px with their labels (both classes present)."""
-    from tfxray.data.pipeline import ImageGeometry, load_resized
+    from tfxray.data.geometry import ImageGeometry
+    from tfxray.data.inputs import load_input
 
     folder, _ = wrist_png
     images = load_manifest(folder / "manifest.csv", classes=["normal", "fracture"]).images
     rows = images.groupby("label", group_keys=False).head(8)
-    x = np.stack([load_resized(p, ImageGeometry(SIZE, 1, "stretch")) for p in rows.path])
+    x = np.stack([load_input(p, ImageGeometry(SIZE, 1, "stretch"))[0] for p in rows.path])
     y = (rows.label == "fracture").to_numpy(np.float32)
     return x, y
 

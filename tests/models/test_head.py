@@ -59,7 +59,7 @@ def test_l2_factor_on_the_dense_kernel_and_in_the_loss():
 
 def test_vertebral_ct_recipe_builds_and_saves_a_head_with_its_l2(tmp_path):
     from tfxray.config import load_recipe
-    from tfxray.data.pipeline import ImageGeometry
+    from tfxray.data.geometry import ImageGeometry
     from tfxray.models.bundle import BundleMeta, load_bundle, save_bundle
     from tfxray.training.trainer import _build_model
 

@@ -9,7 +9,8 @@ from click.testing import CliRunner
 
 from tests.folder_helpers import BROKEN_PNG, copy_images
 from tfxray.cli.main import cli
-from tfxray.data.pipeline import ImageGeometry, load_resized
+from tfxray.data.geometry import ImageGeometry
+from tfxray.data.inputs import load_input
 from tfxray.models.bundle import BundleMeta, load_bundle, save_bundle
 from tfxray.scoring.batch import rollup_path
 from tfxray.models.inference import geometry_of
@@ -43,7 +44,7 @@ def three_class_run(tmp_path, folder):
     meta = BundleMeta(classes=CLASSES, input_size=SIZE, channels=1, resize="stretch", backbone="tiny_cnn",
                       gradcam_layer="stage2_b_relu")
     geometry = ImageGeometry(SIZE, 1, "stretch")
-    images = np.stack([load_resized(str(p), geometry) for p in sorted(folder.glob("P*"))])
+    images = np.stack([load_input(str(p), geometry)[0] for p in sorted(folder.glob("P*"))])
     features = np.asarray(keras.Model(model.input, model.get_layer("head_pool").output)(images))
     centred = features - features.mean(0)
     kernel = np.random.default_rng(0).normal(size=(features.shape[1], 3)).astype("float32")
@@ -71,7 +72,7 @@ def test_three_classes_score_per_class_and_call_the_argmax(three_class_run, fold
     np.testing.assert_allclose(scores.sum(1), 1.0, atol=5e-6)  # softmax, written to 6 decimals
 
     bundle = load_bundle(three_class_run)
-    images = np.stack([load_resized(str(folder / p), geometry_of(bundle)) for p in ok.path])
+    images = np.stack([load_input(str(folder / p), geometry_of(bundle))[0] for p in ok.path])
     expected = np.asarray(bundle.model(images))
     np.testing.assert_allclose(scores, expected, atol=2e-6)
     assert list(ok.call) == [CLASSES[i] for i in expected.argmax(1)]

@@ -5,7 +5,7 @@ import pydicom
 import pytest
 
 from tests.folder_helpers import BROKEN_PNG, copy_images
-from tfxray.data.pipeline import load_resized
+from tfxray.data.inputs import load_input
 from tfxray.errors import UserError
 from tfxray.models.bundle import load_bundle
 from tfxray.scoring.batch import hash_id, in_shard, parse_shard, rollup_path, score_folder
@@ -47,7 +47,7 @@ def test_scores_equal_the_model_on_the_same_images(tiny_run, inbox, tmp_path):
     bundle = load_bundle(tiny_run)
     from tfxray.models.inference import geometry_of
 
-    images = np.stack([load_resized(str(inbox / p), geometry_of(bundle)) for p in ok.path])
+    images = np.stack([load_input(str(inbox / p), geometry_of(bundle))[0] for p in ok.path])
     expected = np.asarray(bundle.model(images))[:, 0]
     np.testing.assert_allclose(ok.score.astype(float), expected, atol=1e-5)
     calls = np.where(expected >= bundle.meta.threshold, "fracture", "normal")

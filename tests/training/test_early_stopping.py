@@ -28,13 +28,14 @@ def early_run(wrist_png, tmp_path_factory):
 
 def validation_loss(run_dir) -> float:
     """The saved model's binary cross-entropy on the run's validation split, as fit computes it."""
-    from tfxray.data.pipeline import ImageGeometry, load_resized
+    from tfxray.data.geometry import ImageGeometry
+    from tfxray.data.inputs import load_input
 
     bundle = load_bundle(run_dir)
     split = pd.read_csv(run_dir / "split.csv")
     val = split[split.split == "validation"]
     geometry = ImageGeometry(bundle.meta.input_size, bundle.meta.channels, bundle.meta.resize)
-    x = np.stack([load_resized(p, geometry) for p in val.path])
+    x = np.stack([load_input(p, geometry)[0] for p in val.path])
     y = (val.label == "fracture").to_numpy(np.float32)
     model = bundle.model
     model.compile(loss="binary_crossentropy")

@@ -10,7 +10,8 @@ keras = pytest.importorskip("keras")
 
 from tests.chain_helpers import tiny_recipe  # noqa: E402
 from tfxray.data.manifest import load_manifest  # noqa: E402
-from tfxray.data.pipeline import ImageGeometry, load_resized  # noqa: E402
+from tfxray.data.geometry import ImageGeometry  # noqa: E402
+from tfxray.data.inputs import load_input  # noqa: E402
 from tfxray.models.classifier import build_classifier  # noqa: E402
 from tfxray.training.features import backbone_key, cached_features, feature_extractor, file_digest  # noqa: E402
 
@@ -20,7 +21,7 @@ GEOMETRY = ImageGeometry(32, 1, "stretch")
 def frozen(backbone="tiny_cnn", size=32, seed=0, **kwargs):
     keras.utils.set_random_seed(seed)
     options = dict(normalization="per_image") | kwargs
-    return build_classifier(backbone, input_size=size, channels=1, weights=None, freeze="all", **options)
+    return build_classifier(backbone, input_size=size, channels=1, weights=None, freeze="all-but-top", **options)
 
 
 def test_the_key_is_stable_and_ignores_the_head():
@@ -82,7 +83,7 @@ def test_cached_features_are_the_backbone_output_reused_and_recomputed_per_chang
     model = frozen()
     first, computed = cached_features(model, paths, GEOMETRY, cache_dir=cache, progress=False)
     assert computed == 6 and first.shape == (6, 256)
-    x = np.stack([load_resized(p, GEOMETRY) for p in paths])
+    x = np.stack([load_input(p, GEOMETRY)[0] for p in paths])
     np.testing.assert_allclose(first, np.asarray(feature_extractor(model)(x)), atol=1e-5)
     key = backbone_key(model, GEOMETRY)
     assert sorted(p.name for p in (cache / key).iterdir()) == sorted(f"{file_digest(p)}.npy" for p in paths)
@@ -107,7 +108,7 @@ def test_online_augmentation_switches_the_cache_off_with_a_message(wrist_png, tm
     from tfxray.training.trainer import train
 
     folder, _ = wrist_png
-    recipe = tiny_recipe(**{"model.freeze": "all", "train.epochs": 1, "data.input_size": 32,
+    recipe = tiny_recipe(**{"model.freeze": "all-but-top", "train.epochs": 1, "data.input_size": 32,
                             "train.cache_dir": str(tmp_path / "cache"), "augment.online.enabled": True,
                             "augment.online.flip": True, "augment.online.rotation": 10.0})
     result = train(recipe, load_manifest(folder / "manifest.csv", classes=recipe.classes), tmp_path / "run", verbose=1)
@@ -122,7 +123,7 @@ def test_frozen_run_without_augmentation_fills_the_cache_for_train_and_validatio
     from tfxray.training.trainer import train
 
     folder, _ = wrist_png
-    recipe = tiny_recipe(**{"model.freeze": "all", "train.epochs": 1, "data.input_size": 32,
+    recipe = tiny_recipe(**{"model.freeze": "all-but-top", "train.epochs": 1, "data.input_size": 32,
                             "train.cache_dir": str(tmp_path / "cache")})
     train(recipe, load_manifest(folder / "manifest.csv", classes=recipe.classes), tmp_path / "run", verbose=1)
     split = pd.read_csv(tmp_path / "run" / "split.csv")

@@ -11,9 +11,10 @@ from tfxray.models.bundle import load_bundle
 
 def pixel_stats(paths, size):
     """Mean and (population) std of every pixel of ``paths`` at the model's input size."""
-    from tfxray.data.pipeline import ImageGeometry, load_resized
+    from tfxray.data.geometry import ImageGeometry
+    from tfxray.data.inputs import load_input
 
-    pixels = np.concatenate([load_resized(p, ImageGeometry(size, 1, "stretch")).ravel() for p in paths])
+    pixels = np.concatenate([load_input(p, ImageGeometry(size, 1, "stretch"))[0].ravel() for p in paths])
     pixels = pixels.astype(np.float64)
     return pixels.mean(), pixels.std()
 

@@ -101,28 +101,26 @@ def amplification_plan(paths: list[str], factor: int, cfg, seed: int) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def amplify_offline(rows: pd.DataFrame, geometry, cfg, seed: int, out_dir: Path, progress: bool = True,
-                    load=None) -> pd.DataFrame:
+def amplify_offline(rows: pd.DataFrame, inputs, cfg, seed: int, out_dir: Path, progress: bool = True):
     """Write ``cfg.factor`` variants of each training image as 16-bit PNGs at the model's size.
 
-    ``rows`` has path, label, patient_id (the training split). Returns the same columns for
-    the amplified set (plus ``source``), and writes ``amplified.csv`` with every parameter.
-    Existing files are reused, so a resumed run does not redo the work.
+    ``rows`` has path, label, patient_id (the training split); ``inputs`` builds each image's model
+    input (``inputs.input_builder``). Returns the amplified rows (the same columns, plus
+    ``source``) and the builder of their inputs, and writes ``amplified.csv`` with every
+    parameter. Existing files are reused, so a resumed run does not redo the work.
 
-    ``load(path) -> (size, size, channels)`` replaces ``load_resized`` (CT: ``ct.ct_loader``).
-    Rows carrying ``prev_path``/``next_path`` (CT rows: a slice and its neighbours) give
-    3-channel inputs, written as three gray PNGs (16-bit PNG has no 3-channel gray form): the
-    output row's ``prev_path``, ``path`` and ``next_path``, with no box left to crop.
+    A CT input (a slice's region and its neighbours, ``inputs.SliceStackInput``) has three
+    channels, written as three gray PNGs (16-bit PNG has no 3-channel gray form): the output
+    row's ``prev_path``, ``path`` and ``next_path``, with no box left to crop (NaN).
     """
     from tqdm import tqdm
 
+    from .inputs import ImageInput, SliceStackInput
     from .manifest import BOX_COLUMNS
-    from .pipeline import load_resized
     from .synth import write_png16
 
     out_dir = Path(out_dir)
-    stacked = "prev_path" in rows.columns  # three slices per input
-    load = load or (lambda path: load_resized(path, geometry))
+    stacked = isinstance(inputs, SliceStackInput)  # three slices per input
     plan = amplification_plan(rows["path"].tolist(), cfg.factor, cfg, seed)
     by_path = rows.set_index("path")
     outputs, neighbours = [], []
@@ -131,7 +129,7 @@ def amplify_offline(rows: pd.DataFrame, geometry, cfg, seed: int, out_dir: Path,
         names = [f"{stem}_{int(v)}" for v in group["variant"]]
         targets = [[out_dir / f"{n}_c{c}.png" for c in range(3)] if stacked else [out_dir / f"{n}.png"] for n in names]
         if not all(t.is_file() for files in targets for t in files):
-            image = load(source)
+            image = inputs.load_path(source)[0]
             if not stacked:
                 image = image[..., 0]  # gray, replicated again by the pipeline when channels: 3
             for files, (_, row) in zip(targets, group.iterrows()):
@@ -143,14 +141,17 @@ def amplify_offline(rows: pd.DataFrame, geometry, cfg, seed: int, out_dir: Path,
             outputs.append(str(files[len(files) // 2]))
             neighbours.append((str(files[0]), str(files[-1])))
     plan["path"] = outputs
-    if stacked:
-        plan["prev_path"] = [n[0] for n in neighbours]
-        plan["next_path"] = [n[1] for n in neighbours]
     skip = {"path", "prev_path", "next_path", *BOX_COLUMNS}  # boxes were cropped before amplifying
     for column in [c for c in rows.columns if c not in skip]:
         plan[column] = by_path.loc[plan["source"], column].to_numpy()
+    if stacked:
+        plan["prev_path"] = [n[0] for n in neighbours]
+        plan["next_path"] = [n[1] for n in neighbours]
+        for column in BOX_COLUMNS:
+            plan[column] = np.float32(np.nan)
     atomic_write_text(out_dir / "amplified.csv", plan.to_csv(index=False))
-    return plan
+    amplified = SliceStackInput(inputs.geometry, plan) if stacked else ImageInput(inputs.geometry)
+    return plan, amplified
 
 
 def preview_tiles(path: str, augment_cfg, geometry, n: int, seed: int) -> tuple[list[np.ndarray], list[str], str]:
@@ -161,9 +162,9 @@ def preview_tiles(path: str, augment_cfg, geometry, n: int, seed: int) -> tuple[
     Otherwise the online layers, applied to ``n`` copies of the image (one batch).
     """
     from ..errors import UserError
-    from .pipeline import load_resized
+    from .inputs import load_input
 
-    image = load_resized(str(path), geometry)
+    image = load_input(str(path), geometry)[0]
     centre = image.shape[-1] // 2  # gray, or the centre slice of a slice-and-neighbours stack
     offline = augment_cfg.offline
     if offline.factor > 1:

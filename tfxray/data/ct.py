@@ -24,7 +24,7 @@ trainer, offline amplification, evaluation and Grad-CAM build inputs the same wa
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -177,23 +177,3 @@ def load_ct_input(paths3: Sequence[str], box: Sequence[float] | None, geometry: 
     if with_meta and box is not None and not np.any(np.isnan(np.asarray(box, dtype=np.float64))):
         meta = {**meta, "roi": square_roi(box)}  # where the crop lies in the slice, for boxes drawn on it
     return (image, meta) if with_meta else image
-
-
-def ct_loader(rows: pd.DataFrame, size: int, channels: int = 3) -> Callable[[str], np.ndarray]:
-    """path -> model input for the rows' images (the ``load`` hook of ``augment.amplify_offline``)."""
-    from .inputs import SliceStackInput
-
-    builder = SliceStackInput(ImageGeometry(size, channels), rows)
-    return lambda path: builder.load_path(path)[0]
-
-
-def roi_dataset(rows: pd.DataFrame, size: int, labels: np.ndarray | None = None, *, batch_size: int,
-                channels: int = 3, shuffle: bool = False, seed: int = 0, **options):
-    """Training batches of CT inputs built from ``rows`` (``ct_rows``, or amplified rows);
-    ``options`` are those of ``pipeline.training_dataset``."""
-    from .inputs import SliceStackInput
-    from .pipeline import training_dataset
-
-    builder = SliceStackInput(ImageGeometry(size, channels), rows)
-    return training_dataset(rows["path"].astype(str).tolist(), labels, builder, batch_size=batch_size,
-                            shuffle=shuffle, seed=seed, **options)

@@ -17,12 +17,7 @@ import numpy as np
 
 from ..errors import UserError
 from .geometry import ImageGeometry
-from .inputs import ImageInput, InputBuilder, input_map, load_input
-
-
-def load_resized(path: str, geometry: ImageGeometry) -> np.ndarray:
-    """One file -> the model's input array; ``inputs.load_input`` without the metadata."""
-    return load_input(path, geometry)[0]
+from .inputs import ImageInput, InputBuilder, input_map
 
 
 CACHE_BUDGET_BYTES = 2 * 1024**3  # decoded images kept in memory up to this size (float32)

@@ -72,3 +72,31 @@ def check_user_split(images: pd.DataFrame, column: str, allow_leaks: bool = Fals
         if not allow_leaks:
             raise UserError(message + " (use --allow-leaks to accept this)")
         warnings.warn(message, stacklevel=2)
+
+
+# Columns that name things: read back as text, so "007" stays "007" and "1.10" stays "1.10".
+TEXT_COLUMNS = ("path", "label", "patient_id", "study_id", "series_id", "split")
+
+
+def assign_splits(images: pd.DataFrame, ratios=(0.8, 0.1, 0.1), seed: int = 0,
+                  allow_leaks: bool = False) -> pd.DataFrame:
+    """The split table: every column of the manifest's image table, with ``split`` set.
+
+    The manifest's own split column (checked for leaks) when every image has one, else a
+    patient-grouped holdout split in ``ratios``. Series, slice positions and folds travel with
+    the images, so a resumed run rebuilds its inputs (CT neighbours included) from ``split.csv``
+    and the manifest's box table.
+    """
+    if "split" in images.columns and images["split"].notna().all():
+        check_user_split(images, "split", allow_leaks=allow_leaks)
+        split = images["split"].astype(str).to_numpy()
+    else:
+        split = holdout_assignments(images, tuple(ratios), seed=seed)
+    table = images.reset_index(drop=True).copy()
+    table["split"] = split
+    return table
+
+
+def read_split_table(path) -> pd.DataFrame:
+    """A split or fold table read back (``split.csv``, cross-validation's ``folds.csv``), its text columns as text."""
+    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})  # absent columns are ignored

@@ -74,7 +74,10 @@ class RestoreBest(keras.callbacks.Callback):
     """At the end of training, put back the weights of the epoch with the best ``monitor``.
 
     Keras' EarlyStopping restores only when it stops early; this keeps the best epoch of a
-    full run too (a late validation spike can then never be the saved model).
+    full run too (a late validation spike can then never be the saved model). The best
+    weights live in memory; give the run's ``AtomicBackupAndRestore`` this callback
+    (``best=``) and list this one before it, and the checkpoint keeps them too, so a resumed
+    run still ends on the best epoch of the epochs before the kill.
     """
 
     def __init__(self, monitor: str = "val_loss"):
@@ -82,13 +85,17 @@ class RestoreBest(keras.callbacks.Callback):
         self.monitor = monitor
         self.best = float("inf")
         self.best_weights = None
-        self.best_epoch = None
+        self.best_epoch = None  # 1-based
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is not None and value < self.best:
             self.best, self.best_epoch = float(value), epoch + 1
             self.best_weights = self.model.get_weights()
+
+    def resume(self, epoch: int, value: float, weights) -> None:
+        """The best so far, as a checkpoint recorded it."""
+        self.best, self.best_epoch, self.best_weights = float(value), int(epoch), weights
 
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
@@ -151,7 +158,16 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     (written under a temporary name, then renamed), the metadata naming that file and its epoch
     then replaces the old metadata atomically, and only then is the previous file removed: the
     checkpoint is always one whole epoch, the old one or the new one.
+
+    With ``best`` (a ``RestoreBest`` listed before this callback, so it has judged the epoch
+    when the checkpoint is written), the metadata also names the best epoch, its value and its
+    weights file: the file that epoch's checkpoint wrote, kept while it stays the best. A
+    resumed run gives them back to ``best``, consistent with the epoch it resumes after.
     """
+
+    def __init__(self, backup_dir, *args, best: RestoreBest | None = None, **kwargs):
+        super().__init__(backup_dir, *args, **kwargs)
+        self.best = best
 
     def _save_model(self):
         folder = Path(self.backup_dir)
@@ -160,10 +176,17 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         partial = folder / f".{name}.partial.weights.h5"  # Keras wants the .weights.h5 suffix
         self.model.save_weights(str(partial), overwrite=True)
         os.replace(partial, folder / name)
-        atomic_write_json(self._training_metadata_path,
-                          {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name})
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name}
+        keep = {name}
+        if self.best is not None and self.best.best_epoch is not None:
+            best_name = f"epoch-{self.best.best_epoch}.weights.h5"
+            if (folder / best_name).is_file():  # written when that epoch ended (or a resumed run's best)
+                metadata["best"] = {"monitor": self.best.monitor, "epoch": self.best.best_epoch,
+                                    "value": self.best.best, "weights": best_name}
+                keep.add(best_name)
+        atomic_write_json(self._training_metadata_path, metadata)
         for old in folder.glob("*.weights.h5"):  # older epochs and partial files of a killed attempt
-            if old.name != name:
+            if old.name not in keep:
                 old.unlink(missing_ok=True)
 
     def _load_model(self):
@@ -176,5 +199,17 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:  # its variables must exist to be loaded
             optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(str(Path(self.backup_dir) / metadata["weights"]))
+        folder = Path(self.backup_dir)
+        best = metadata.get("best") if self.best is not None else None
+        if best and best.get("monitor") != self.best.monitor:
+            best = None
+        best_weights = None
+        if best and best["weights"] != metadata["weights"]:  # the best epoch's weights, read first
+            self.model.load_weights(str(folder / best["weights"]))
+            best_weights = self.model.get_weights()
+        self.model.load_weights(str(folder / metadata["weights"]))
+        if best:
+            if best_weights is None:  # the best epoch is the one resumed after
+                best_weights = self.model.get_weights()
+            self.best.resume(best["epoch"], best["value"], best_weights)
         self.model._initial_epoch = metadata["epoch"]

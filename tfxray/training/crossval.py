@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..config import Recipe, save_recipe
 from ..data.manifest import Manifest
-from ..data.splits import check_user_split, holdout_assignments, kfold_assignments
+from ..data.splits import check_user_split, holdout_assignments, kfold_assignments, read_split_table
 from ..io import atomic_write_text
 from ..models.bundle import META_FILE
 
@@ -43,8 +43,8 @@ def cross_validate(
     recipe: Recipe, manifest: Manifest, run_dir: str | Path, *, allow_leaks: bool = False, verbose: int = 1
 ) -> pd.DataFrame:
     """Train one model per fold; return (and write) the out-of-fold scores."""
-    from ..scoring.predict import predict_paths
     from ..models.bundle import load_bundle
+    from ..models.inference import predict_paths
     from .trainer import train
 
     run_dir = Path(run_dir)
@@ -52,7 +52,7 @@ def cross_validate(
     save_recipe(recipe, run_dir / "recipe.yaml")
     folds_path = run_dir / FOLDS_FILE
     if folds_path.is_file():  # resuming: keep the assignment the first attempt made
-        table = pd.read_csv(folds_path, dtype={"patient_id": str})
+        table = read_split_table(folds_path)  # ids and labels stay text
     else:
         table = fold_table(manifest, recipe.data.folds, recipe.train.seed, allow_leaks)
         atomic_write_text(folds_path, table.to_csv(index=False))

@@ -1,6 +1,6 @@
 """Feature caching for frozen backbones.
 
-With ``freeze: all-but-top`` (or ``all``) and no online augmentation, the backbone's pooled
+With ``freeze: all-but-top`` and no online augmentation, the backbone's pooled
 output for a given image never changes, so it is computed once and kept on disk, keyed by
 the backbone's identity (name, a hash of its weights, input size, preprocessing) and the
 image file's content hash. The head then trains on the cached features in seconds per
@@ -72,19 +72,53 @@ def cached_features(
     targets = [folder / f"{file_digest(p)}.npy" for p in paths]
     missing = [i for i, t in enumerate(targets) if not t.is_file()]
     if missing:
-        extractor = feature_extractor(model)
         dataset = training_dataset(
             [paths[i] for i in missing], np.zeros(len(missing)), geometry, batch_size=batch_size,
             shuffle=False, seed=0, cache=False,
         )
-        # predict() runs the extractor as one compiled function; calling the model eagerly per
-        # batch would execute a ResNet op by op, several times slower.
-        features = np.asarray(extractor.predict(dataset.map(lambda x, y: x), verbose=0), dtype=np.float32)
+        features = extract_features(feature_extractor(model), dataset.map(lambda x, y: x), batch_size)
         for position, row in enumerate(tqdm(features, desc="caching features", unit="img", disable=not progress)):
             with atomic_path(targets[missing[position]]) as tmp:
                 np.save(tmp, row)
     stacked = np.stack([np.load(t, allow_pickle=False) for t in targets])
     return stacked, len(missing)
+
+
+def extract_features(extractor, images, batch_size: int) -> np.ndarray:
+    """``extractor`` over a dataset of image batches, as one compiled function traced once.
+
+    Every call gets a full batch (the last one padded with zeros, its padding cut off again), so
+    the function has one static input shape and one trace: Keras' ``predict`` traces a second
+    time for a short last batch. Calling the model eagerly per batch would execute a ResNet op
+    by op, several times slower.
+    """
+    import tensorflow as tf
+
+    spec = images.element_spec
+    run = tf.function(lambda x: extractor(x, training=False),
+                      input_signature=[tf.TensorSpec((batch_size, *spec.shape[1:]), spec.dtype)])
+    parts = []
+    for batch in images:
+        n = int(batch.shape[0])
+        if n < batch_size:
+            batch = tf.pad(batch, [[0, batch_size - n]] + [[0, 0]] * (len(batch.shape) - 1))
+        parts.append(np.asarray(run(batch), dtype=np.float32)[:n])
+    return np.concatenate(parts) if parts else np.zeros((0, *extractor.output.shape[1:]), np.float32)
+
+
+def feature_dataset(features: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, batch_size: int, seed: int,
+                    *, shuffle: bool, repeat: bool = False, balanced: bool = False):
+    """(features, label[, weight]) batches for training the head: ``pipeline.labelled_dataset`` over
+    feature vectors instead of images (nothing to decode or cache), so ``shuffle``, ``repeat`` and
+    ``balanced`` (``class_balance: balanced``: classes drawn equally, seeded) behave exactly as they
+    do for images. Repeated or balanced streams are infinite: fit needs ``steps_per_epoch``.
+    """
+    from ..data.pipeline import labelled_dataset
+
+    features = np.asarray(features, np.float32)
+    return labelled_dataset((features,), labels, lambda vector: vector, image_bytes=features[:1].nbytes,
+                            batch_size=batch_size, shuffle=shuffle, seed=seed, sample_weights=weights, cache=False,
+                            repeat=repeat, balanced=balanced)
 
 
 def head_model(model):

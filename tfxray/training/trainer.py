@@ -3,7 +3,8 @@
 Run directory:
   model.keras, tfxray.json   the bundle scoring needs (see models/bundle.py)
   recipe.yaml                the resolved recipe (after overrides)
-  split.csv                  which image went where (patient-grouped)
+  split.csv                  which image went where (patient-grouped), with every image column of the
+                             manifest (series, slice position, fold), so a resumed run rebuilds its inputs
   history.csv, history.png   per-epoch loss and metrics, rewritten atomically each epoch
   checkpoint/                BackupAndRestore state for --resume, written atomically (removed when done)
 """
@@ -18,10 +19,12 @@ import numpy as np
 import pandas as pd
 
 from ..config import Recipe, save_recipe
+from ..data.geometry import ImageGeometry
+from ..data.inputs import InputBuilder, input_builder
 from ..data.manifest import Manifest
 from ..data.online import online_augmentation
-from ..data.pipeline import ImageGeometry, training_dataset
-from ..data.splits import check_user_split, holdout_assignments
+from ..data.pipeline import training_dataset
+from ..data.splits import assign_splits, read_split_table
 from ..errors import RunError, UserError
 from ..io import atomic_write_text
 from ..models.backbones import get_spec
@@ -43,21 +46,6 @@ class TrainResult:
     threshold: float
     threshold_rule: str
     history: pd.DataFrame
-
-
-def assign_splits(manifest: Manifest, recipe: Recipe, allow_leaks: bool = False) -> pd.DataFrame:
-    """The manifest's own split column (checked for leaks) or a patient-grouped holdout split."""
-    images = manifest.images
-    if "split" in images.columns and images["split"].notna().all():
-        check_user_split(images, "split", allow_leaks=allow_leaks)
-        split = images["split"].astype(str).to_numpy()
-    else:
-        split = holdout_assignments(images, tuple(recipe.data.split), seed=recipe.train.seed)
-    table = images[["path", "label", "patient_id"]].copy()
-    if "study_id" in images.columns:
-        table["study_id"] = images["study_id"]
-    table["split"] = split
-    return table
 
 
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -113,13 +101,11 @@ def _optimizer(recipe: Recipe, total_steps: int, lr_scale: float = 1.0):
     return keras.optimizers.AdamW(lr, beta_1=t.beta_1, weight_decay=t.weight_decay or 0.004)
 
 
-def _dataset_stats(paths, geometry: ImageGeometry) -> tuple[float, float]:
-    """Mean and std of the training split's pixels, for ``normalization: dataset``."""
-    from ..data.pipeline import load_resized
-
+def _dataset_stats(paths, inputs: InputBuilder) -> tuple[float, float]:
+    """Mean and std of the training inputs' pixels, for ``normalization: dataset``."""
     total, total_sq, count = 0.0, 0.0, 0
     for path in paths:
-        pixels = load_resized(path, geometry).astype(np.float64)
+        pixels = inputs.load_path(path)[0].astype(np.float64)
         total += pixels.sum()
         total_sq += (pixels**2).sum()
         count += pixels.size
@@ -169,6 +155,8 @@ def train(
 
 def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resume: bool, allow_leaks: bool,
            verbose: int) -> TrainResult:
+    """The steps: rows (``prepare_rows``) -> inputs (``build_inputs``) -> model -> phases (``_fit_phases``)
+    -> threshold and bundle (``_finalize``)."""
     import keras
 
     from .distribute import is_chief
@@ -177,20 +165,68 @@ def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resum
         run_dir = run_dir / f"worker-{strategy.cluster_resolver.task_id}"
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(recipe.train.seed)
-    if list(manifest.classes) != list(recipe.classes):
-        manifest = Manifest(manifest.images, manifest.boxes, list(recipe.classes), manifest.source)
+    geometry = ImageGeometry(recipe.data.input_size, recipe.data.channels, recipe.data.resize)
 
+    rows = prepare_rows(recipe, manifest, run_dir, geometry, resume=resume, allow_leaks=allow_leaks, verbose=verbose)
+    save_recipe(recipe, run_dir / "recipe.yaml")
+    replicas = strategy.num_replicas_in_sync
+    plan = fit_plan(recipe, len(rows.train), replicas)
+    inputs = build_inputs(recipe, rows, geometry, plan, verbose=verbose)
+
+    mean, std = 0.0, 1.0
+    if recipe.data.normalization == "dataset":
+        mean, std = _dataset_stats(rows.train["path"].tolist(), rows.train_inputs)
+    with strategy.scope():
+        model = _build_model(recipe, geometry, mean, std)
+    _synchronize_batchnorm(model, replicas > 1)
+    if verbose:
+        print(format_parameter_table(parameter_table(model, recipe.model.backbone)))
+        if replicas > 1:
+            print(f"{type(strategy).__name__}: {replicas} replicas, global batch {plan.batch}")
+
+    lr_scale = replicas if recipe.train.scale_lr else 1
+    phase = _fit_phases(recipe, model, inputs, plan, strategy, run_dir, resume=resume, lr_scale=lr_scale, verbose=verbose)
+    return _finalize(recipe, model, phase, rows.y_val, geometry, run_dir)
+
+
+# --------------------------------------------------------------------------- step 1: rows
+
+
+@dataclass
+class RunRows:
+    """What every step reads: the split table (every image column of the manifest, with ``split``),
+    the manifest's box table, and the rows and labels of the training and validation sides.
+
+    ``train_inputs`` and ``val_inputs`` build each side's model inputs (``data.inputs``): plain
+    images, or a CT slice's region and neighbours, found in the whole table. Offline amplification
+    replaces the training rows with the written variants (``source`` names the original), whose
+    inputs are the written files.
+    """
+
+    table: pd.DataFrame
+    boxes: pd.DataFrame
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    y_train: np.ndarray
+    y_val: np.ndarray
+    train_inputs: InputBuilder
+    val_inputs: InputBuilder
+
+
+def prepare_rows(recipe: Recipe, manifest: Manifest, run_dir: Path, geometry: ImageGeometry, *, resume: bool = False,
+                 allow_leaks: bool = False, verbose: int = 0) -> RunRows:
+    """The split table (written to ``split.csv``; read back from it on resume), each side's rows,
+    CT input rows and offline amplification of the training side."""
     split_path = run_dir / SPLIT_FILE
     if resume and split_path.is_file():
-        table = pd.read_csv(split_path, dtype={"patient_id": str, "study_id": str})
+        table = read_split_table(split_path)
     else:
-        table = assign_splits(manifest, recipe, allow_leaks=allow_leaks)
+        table = assign_splits(manifest.images, recipe.data.split, seed=recipe.train.seed, allow_leaks=allow_leaks)
         atomic_write_text(split_path, table.to_csv(index=False))
-    save_recipe(recipe, run_dir / "recipe.yaml")
+    boxes = manifest.boxes
 
-    class_index = {c: i for i, c in enumerate(recipe.classes)}
-    train_rows = table[table["split"] == "train"]
-    val_rows = table[table["split"] == "validation"]
+    train_rows = table[table["split"] == "train"].reset_index(drop=True)
+    val_rows = table[table["split"] == "validation"].reset_index(drop=True)
     if train_rows.empty:
         raise UserError("split: the training split is empty")
     if train_rows["label"].nunique() < 2:
@@ -198,121 +234,189 @@ def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resum
     if recipe.train.schedule.name == "plateau" and val_rows.empty:
         raise UserError("train.schedule.name: plateau follows the validation loss, but the validation split is empty "
                         "(give data.split a validation share, or mark rows 'validation' in the manifest)")
-
-    geometry = ImageGeometry(recipe.data.input_size, recipe.data.channels, recipe.data.resize)
     spec = get_spec(recipe.model.backbone)
     if geometry.size < spec.min_size:
         raise UserError(f"data.input_size: {recipe.model.backbone} needs at least {spec.min_size} px, got {geometry.size}")
 
+    # decided once; neighbours come from the whole table (a side alone would lose some)
+    inputs = input_builder(geometry, roi=recipe.data.roi, neighbours=recipe.data.neighbours, images=table, boxes=boxes)
+    train_inputs = inputs
     if recipe.augment.offline.factor > 1:  # the training split only; validation and test stay as they are
         from ..data.augment import amplify_offline
 
-        load = None
-        if recipe.data.roi or recipe.data.neighbours:  # CT: amplify the cropped slice-and-neighbours input
-            from ..data.ct import ct_loader, ct_rows
-
-            rows = ct_rows(manifest.images, manifest.boxes, roi=recipe.data.roi, neighbours=recipe.data.neighbours,
-                           paths=train_rows["path"].tolist())
-            train_rows = rows.assign(**{c: train_rows[c].to_numpy() for c in train_rows.columns if c not in rows})
-            load = ct_loader(rows, geometry.size, geometry.channels)
-        train_rows = amplify_offline(
-            train_rows, geometry, recipe.augment.offline, recipe.train.seed, run_dir / AMPLIFIED_DIR,
-            progress=verbose > 0, load=load,
+        train_rows, train_inputs = amplify_offline(
+            train_rows, inputs, recipe.augment.offline, recipe.train.seed, run_dir / AMPLIFIED_DIR,
+            progress=verbose > 0,
         )
         if verbose:
             print(f"offline amplification: {train_rows['source'].nunique()} training images -> {len(train_rows)}")
 
-    y_train = train_rows["label"].map(class_index).to_numpy()
-    y_val = val_rows["label"].map(class_index).to_numpy()
-    sample_weights = None
-    if recipe.data.class_balance == "weights":
-        sample_weights = balanced_class_weights(y_train, len(recipe.classes))[y_train]
+    class_index = {c: i for i, c in enumerate(recipe.classes)}
+    return RunRows(table, boxes, train_rows, val_rows, train_rows["label"].map(class_index).to_numpy(),
+                   val_rows["label"].map(class_index).to_numpy(), train_inputs, inputs)
 
-    mean, std = 0.0, 1.0
-    if recipe.data.normalization == "dataset":
-        mean, std = _dataset_stats(train_rows["path"].tolist(), geometry)
 
-    replicas = strategy.num_replicas_in_sync
-    batch = recipe.train.batch_size * replicas  # global batch: per-replica batch x replicas
-    lr_scale = replicas if recipe.train.scale_lr else 1
-    steps_per_epoch = max(1, math.ceil(len(train_rows) / batch))
+# --------------------------------------------------------------------------- step 2: inputs
+
+
+@dataclass(frozen=True)
+class FitPlan:
+    """Batch and steps, computed once and shared by both phases."""
+
+    batch: int  # global batch: per-replica batch x replicas
+    steps_per_epoch: int
+    epochs: int  # of the first phase
+    repeat: bool  # an iteration budget: the training data repeats without end
+    balanced: bool  # class_balance: balanced: classes drawn equally from an endless stream
+
+    @property
+    def fit_steps(self) -> int | None:
+        """``steps_per_epoch`` for fit when the training stream is endless (it cannot end an epoch itself)."""
+        return self.steps_per_epoch if (self.repeat or self.balanced) else None
+
+
+def fit_plan(recipe: Recipe, n_train: int, replicas: int = 1) -> FitPlan:
+    batch = recipe.train.batch_size * replicas
+    steps_per_epoch = max(1, math.ceil(n_train / batch))
     epochs = recipe.train.epochs
-    budget_in_steps = recipe.train.iterations > 0
-    if budget_in_steps:  # whole epochs of (at most) one pass each; overshoot below one epoch
+    repeat = recipe.train.iterations > 0
+    if repeat:  # whole epochs of (at most) one pass each; overshoot below one epoch
         steps_per_epoch = min(steps_per_epoch, recipe.train.iterations)
         epochs = math.ceil(recipe.train.iterations / steps_per_epoch)
+    return FitPlan(batch, steps_per_epoch, epochs, repeat, recipe.data.class_balance == "balanced")
 
-    augment = online_augmentation(recipe.augment.online, recipe.train.seed)
-    with strategy.scope():
-        model = _build_model(recipe, geometry, mean, std)
-    _synchronize_batchnorm(model, replicas > 1)
-    if verbose:
-        print(format_parameter_table(parameter_table(model, recipe.model.backbone)))
-        if replicas > 1:
-            print(f"{type(strategy).__name__}: {replicas} replicas, global batch {batch}")
-    binary = len(recipe.classes) == 2
 
-    frozen_backbone = recipe.model.freeze in ("all-but-top", "all")
-    use_cache = frozen_backbone and recipe.train.feature_cache and augment is None
-    if frozen_backbone and recipe.train.feature_cache and augment is not None and verbose:
-        print("feature cache off: online augmentation changes the backbone's input every epoch")
+INPUT_KINDS = ("features", "images", "ct")
 
-    train_paths, val_paths = train_rows["path"].tolist(), val_rows["path"].tolist()
-    balanced = recipe.data.class_balance == "balanced"  # an endless stream: fit needs steps_per_epoch
-    ct_inputs = recipe.data.roi or recipe.data.neighbours
-    if ct_inputs and use_cache:
-        use_cache = False
-        if verbose:
-            print("feature cache off: CT inputs are built from several slices and a box")
 
-    def labelled(paths, labels, *, shuffle, seed, train_side):
-        options = dict(batch_size=batch, shuffle=shuffle, seed=seed)
+def input_kind(recipe: Recipe, augmented: bool) -> tuple[str, str]:
+    """What the first phase trains on (one of ``INPUT_KINDS``) and, when the feature cache was
+    asked for but cannot be used, why."""
+    pixels = "ct" if (recipe.data.roi or recipe.data.neighbours) else "images"
+    frozen_backbone = recipe.model.freeze == "all-but-top"
+    if not (frozen_backbone and recipe.train.feature_cache):
+        return pixels, ""
+    if augmented:
+        return pixels, "feature cache off: online augmentation changes the backbone's input every epoch"
+    if pixels == "ct":
+        return pixels, "feature cache off: CT inputs are built from several slices and a box"
+    return "features", ""
+
+
+@dataclass
+class Phase:
+    """What one training phase fits: the model (the full one, or the head on cached features)
+    and its data."""
+
+    model: object
+    train: object
+    validation: object | None
+    val_features: np.ndarray | None = None  # the head's validation inputs, when it trains on features
+
+    def validation_scores(self) -> np.ndarray:
+        if self.val_features is not None:  # one call of the small head: no predict function to trace
+            return np.asarray(self.model(self.val_features, training=False), dtype=np.float32)
+        return self.model.predict(self.validation, verbose=0)
+
+
+class Inputs:
+    """The training inputs, decided once (``input_kind``).
+
+    ``features``: the frozen backbone's pooled output, computed once and cached, and the first
+    phase fits the head alone on it; ``images``: the tf.data image pipeline; ``ct``: the same
+    pipeline over CT rows (a slice, its neighbours and a box). A fine-tuning phase changes the
+    backbone, so it always reads pixels (images or CT rows).
+    """
+
+    def __init__(self, kind: str, rows: RunRows, geometry: ImageGeometry, plan: FitPlan, *, augment=None,
+                 sample_weights: np.ndarray | None = None, seed: int = 0, cache_dir: Path | None = None):
+        if kind not in INPUT_KINDS:
+            raise ValueError(f"input kind {kind!r} (expected one of {INPUT_KINDS})")
+        self.kind, self.rows, self.geometry, self.plan = kind, rows, geometry, plan
+        self.augment, self.sample_weights, self.seed, self.cache_dir = augment, sample_weights, seed, cache_dir
+
+    def first_phase(self, model, strategy, verbose: int = 0) -> Phase:
+        if self.kind == "features":
+            return self._features_phase(model, strategy, verbose)
+        return Phase(model, *self._pixels(self.seed))
+
+    def fine_tuning(self, model) -> Phase:
+        return Phase(model, *self._pixels(self.seed + 1))
+
+    def _pixels(self, seed: int):
+        rows = self.rows
+        train = self._dataset(rows.train, rows.y_train, shuffle=True, seed=seed, train_side=True)
+        val = self._dataset(rows.validation, rows.y_val, shuffle=False, seed=0, train_side=False) \
+            if len(rows.validation) else None
+        return train, val
+
+    def _dataset(self, rows: pd.DataFrame, labels: np.ndarray, *, shuffle: bool, seed: int, train_side: bool):
+        options = dict(batch_size=self.plan.batch, shuffle=shuffle, seed=seed)
         if train_side:
-            options.update(augment=augment, sample_weights=sample_weights, repeat=budget_in_steps, balanced=balanced)
-        if ct_inputs:
-            from ..data.ct import ct_rows, roi_dataset
+            options.update(augment=self.augment, sample_weights=self.sample_weights, repeat=self.plan.repeat,
+                           balanced=self.plan.balanced)
+        inputs = self.rows.train_inputs if train_side else self.rows.val_inputs
+        return training_dataset(rows["path"].tolist(), labels, inputs, **options)
 
-            source = train_rows if train_side else val_rows
-            if "prev_path" in source.columns:  # offline-amplified CT rows: already cropped, three slices
-                rows = source.set_index("path", drop=False).loc[paths].reset_index(drop=True)
-            else:
-                rows = ct_rows(manifest.images, manifest.boxes, roi=recipe.data.roi, neighbours=recipe.data.neighbours,
-                               paths=paths)
-            return roi_dataset(rows, geometry.size, labels, channels=geometry.channels, **options)
-        return training_dataset(paths, labels, geometry, **options)
+    def _features_phase(self, model, strategy, verbose: int) -> Phase:
+        from .features import cached_features, feature_dataset, head_model
 
-    if use_cache:
-        from .features import cached_features, head_model
-
-        cache_dir = Path(recipe.train.cache_dir) if recipe.train.cache_dir else None
+        rows, plan = self.rows, self.plan
+        train_paths, val_paths = rows.train["path"].tolist(), rows.validation["path"].tolist()
         # one pass for both splits: the extractor is traced once
-        features, computed = cached_features(
-            model, train_paths + val_paths, geometry, cache_dir=cache_dir, progress=verbose > 0
-        )
-        x_train, x_val = features[: len(train_paths)], (features[len(train_paths) :] if val_paths else None)
+        features, computed = cached_features(model, train_paths + val_paths, self.geometry, cache_dir=self.cache_dir,
+                                             progress=verbose > 0)
+        x_train, x_val = features[: len(train_paths)], (features[len(train_paths):] if val_paths else None)
         if verbose:
-            reused = len(train_paths) + len(val_paths) - computed
-            print(f"feature cache: {reused} of {len(train_paths) + len(val_paths)} images reused")
+            total = len(train_paths) + len(val_paths)
+            print(f"feature cache: {total - computed} of {total} images reused")
         with strategy.scope():
-            fit_model = head_model(model)  # shares its layers with ``model``
-        train_data = _feature_dataset(x_train, y_train, sample_weights, batch, recipe.train.seed, shuffle=True,
-                                      repeat=budget_in_steps)
-        val_data = _feature_dataset(x_val, y_val, None, batch, 0, shuffle=False) if x_val is not None else None
-    else:
-        fit_model = model
-        train_data = labelled(train_paths, y_train, shuffle=True, seed=recipe.train.seed, train_side=True)
-        val_data = labelled(val_paths, y_val, shuffle=False, seed=0, train_side=False) if val_paths else None
+            head = head_model(model)  # shares its layers with ``model``
+        train = feature_dataset(x_train, rows.y_train, self.sample_weights, plan.batch, self.seed, shuffle=True,
+                                repeat=plan.repeat, balanced=plan.balanced)
+        val = feature_dataset(x_val, rows.y_val, None, plan.batch, 0, shuffle=False) if x_val is not None else None
+        return Phase(head, train, val, val_features=x_val)
 
+
+def build_inputs(recipe: Recipe, rows: RunRows, geometry: ImageGeometry, plan: FitPlan, verbose: int = 0) -> Inputs:
+    """The inputs of both phases, with the online augmentation and per-sample class weights."""
+    augment = online_augmentation(recipe.augment.online, recipe.train.seed)
+    kind, note = input_kind(recipe, augment is not None)
+    if note and verbose:
+        print(note)
+    sample_weights = None
+    if recipe.data.class_balance == "weights":
+        sample_weights = balanced_class_weights(rows.y_train, len(recipe.classes))[rows.y_train]
+    return Inputs(kind, rows, geometry, plan, augment=augment, sample_weights=sample_weights, seed=recipe.train.seed,
+                  cache_dir=Path(recipe.train.cache_dir) if recipe.train.cache_dir else None)
+
+
+# --------------------------------------------------------------------------- step 3: phases
+
+
+def _fit_phases(recipe: Recipe, model, inputs: Inputs, plan: FitPlan, strategy, run_dir: Path, *, resume: bool,
+                lr_scale: float, verbose: int) -> Phase:
+    """The head (or whole model) for ``plan.epochs``, then, with ``finetune_epochs``, deeper layers
+    at the learning rate x ``finetune_lr_factor``; each phase resumable. Returns the last phase."""
+    import keras
+
+    binary = len(recipe.classes) == 2
     loss = "binary_crossentropy" if binary else "sparse_categorical_crossentropy"
-    metrics = (lambda: [keras.metrics.AUC(name="auc")]) if binary else (lambda: ["accuracy"])
-    with strategy.scope():
-        fit_model.compile(optimizer=_optimizer(recipe, steps_per_epoch * epochs, lr_scale), loss=loss, metrics=metrics())
+
+    def compile_for(fit_model, epochs: int, scale: float) -> None:
+        metrics = [keras.metrics.AUC(name="auc")] if binary else ["accuracy"]
+        with strategy.scope():
+            fit_model.compile(optimizer=_optimizer(recipe, plan.steps_per_epoch * epochs, scale), loss=loss,
+                              metrics=metrics)
+
+    phase = inputs.first_phase(model, strategy, verbose)
+    compile_for(phase.model, plan.epochs, lr_scale)
     phase_one_done = run_dir / PHASE_ONE_WEIGHTS
     if resume and phase_one_done.is_file():  # resuming inside the fine-tuning phase
         model.load_weights(phase_one_done)
     else:
-        _fit(fit_model, train_data, val_data, recipe, run_dir, CHECKPOINT_DIR, epochs, 0, verbose,
-             steps_per_epoch if (budget_in_steps or (balanced and not use_cache)) else None, lr=recipe.train.lr * lr_scale)
+        _fit(phase.model, phase.train, phase.validation, recipe, run_dir, CHECKPOINT_DIR, plan.epochs, 0, verbose,
+             plan.fit_steps, lr=recipe.train.lr * lr_scale)
 
     finetune = recipe.train.finetune_epochs
     if finetune > 0:
@@ -324,41 +428,12 @@ def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resum
             print(f"fine-tuning with freeze {recipe.model.unfreeze or 'none'} for {finetune} epoch(s) "
                   f"at lr x {recipe.train.finetune_lr_factor}")
             print(format_parameter_table(parameter_table(model, recipe.model.backbone)))
-        fit_model = model
-        train_data = labelled(train_paths, y_train, shuffle=True, seed=recipe.train.seed + 1, train_side=True)
-        val_data = labelled(val_paths, y_val, shuffle=False, seed=0, train_side=False) if val_paths else None
-        with strategy.scope():
-            model.compile(
-                optimizer=_optimizer(recipe, steps_per_epoch * finetune, lr_scale * recipe.train.finetune_lr_factor),
-                loss=loss, metrics=metrics(),
-            )
-        _fit(model, train_data, val_data, recipe, run_dir, CHECKPOINT_DIR + "-finetune", epochs + finetune, epochs, verbose,
-             steps_per_epoch if (budget_in_steps or balanced) else None,
-             lr=recipe.train.lr * lr_scale * recipe.train.finetune_lr_factor)
-
-    threshold, rule = 0.5, "fixed 0.5 (no validation split)"
-    if val_data is not None and binary:
-        val_scores = fit_model.predict(val_data, verbose=0)[:, 0]
-        threshold, rule = choose_saved_threshold(y_val, val_scores, recipe.evaluate.threshold)
-    _synchronize_batchnorm(model, False)  # the saved model runs on one device
-    meta = BundleMeta(
-        classes=list(recipe.classes),
-        input_size=geometry.size,
-        channels=geometry.channels,
-        resize=geometry.resize,
-        backbone=recipe.model.backbone,
-        threshold=threshold,
-        threshold_rule=rule,
-        gradcam_layer=spec.gradcam_layer,
-        roi=recipe.data.roi,
-        neighbours=recipe.data.neighbours,
-        gray_input=recipe.model.gray_input,
-        recipe=recipe.to_dict(),
-    )
-    save_bundle(model, meta, run_dir)
-    (run_dir / PHASE_ONE_WEIGHTS).unlink(missing_ok=True)
-    history = pd.read_csv(run_dir / "history.csv")
-    return TrainResult(run_dir, threshold, rule, history)
+        phase = inputs.fine_tuning(model)
+        scale = lr_scale * recipe.train.finetune_lr_factor
+        compile_for(model, finetune, scale)
+        _fit(model, phase.train, phase.validation, recipe, run_dir, CHECKPOINT_DIR + "-finetune", plan.epochs + finetune,
+             plan.epochs, verbose, plan.fit_steps, lr=recipe.train.lr * scale)
+    return phase
 
 
 def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint: str, epochs: int, initial_epoch: int,
@@ -366,8 +441,9 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
     """One training phase with the run directory's callbacks; resumable from its checkpoint.
 
     At an epoch's end the plateau schedule (if any) sets the next rate, history.csv is written,
-    and only then is the checkpoint saved (atomically: ``AtomicBackupAndRestore``). A run killed
-    between the two resumes by re-running the epoch (its history row is replaced), never with a
+    the best epoch so far is noted (``RestoreBest``), and only then is the checkpoint saved,
+    with the best epoch's weights (atomically: ``AtomicBackupAndRestore``). A run killed between
+    the two resumes by re-running the epoch (its history row is replaced), never with a
     checkpoint ahead of history.csv, from which the plateau schedule recomputes the rate.
     """
     import keras
@@ -380,14 +456,15 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
             run_dir / "history.csv", first_epoch=initial_epoch, lr=lr, factor=s.factor, patience=s.patience,
             min_delta=s.min_delta, cooldown=s.cooldown, min_lr=s.min_lr,
         ))
+    callbacks.append(HistoryCSV(run_dir / "history.csv", run_dir / "history.png"))
+    best = RestoreBest("val_loss") if recipe.train.restore_best and val_data is not None else None
+    if best is not None:
+        callbacks.append(best)  # before the checkpoint, which saves its best epoch
     callbacks += [
-        HistoryCSV(run_dir / "history.csv", run_dir / "history.png"),
-        AtomicBackupAndRestore(str(run_dir / checkpoint), save_freq="epoch", delete_checkpoint=True),
+        AtomicBackupAndRestore(str(run_dir / checkpoint), save_freq="epoch", delete_checkpoint=True, best=best),
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
     ]
-    if recipe.train.restore_best and val_data is not None:
-        callbacks.append(RestoreBest("val_loss"))
     if recipe.train.early_stopping > 0 and val_data is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.train.early_stopping, restore_best_weights=True)
@@ -404,13 +481,31 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
         raise RunError("training stopped: the loss became NaN (lower train.lr?)")
 
 
-def _feature_dataset(features, labels, weights, batch_size: int, seed: int, shuffle: bool, repeat: bool = False):
-    import tensorflow as tf
+# --------------------------------------------------------------------------- step 4: threshold and bundle
 
-    parts = (features, labels.astype(np.float32)) + ((weights.astype(np.float32),) if weights is not None else ())
-    ds = tf.data.Dataset.from_tensor_slices(parts)
-    if shuffle:
-        ds = ds.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+def _finalize(recipe: Recipe, model, phase: Phase, y_val: np.ndarray, geometry: ImageGeometry,
+              run_dir: Path) -> TrainResult:
+    """The operating threshold (on the validation split, with the last phase's model) and the bundle."""
+    threshold, rule = 0.5, "fixed 0.5 (no validation split)"
+    if phase.validation is not None and len(recipe.classes) == 2:
+        threshold, rule = choose_saved_threshold(y_val, phase.validation_scores()[:, 0], recipe.evaluate.threshold)
+    _synchronize_batchnorm(model, False)  # the saved model runs on one device
+    meta = BundleMeta(
+        classes=list(recipe.classes),
+        input_size=geometry.size,
+        channels=geometry.channels,
+        resize=geometry.resize,
+        backbone=recipe.model.backbone,
+        threshold=threshold,
+        threshold_rule=rule,
+        gradcam_layer=get_spec(recipe.model.backbone).gradcam_layer,
+        roi=recipe.data.roi,
+        neighbours=recipe.data.neighbours,
+        gray_input=recipe.model.gray_input,
+        recipe=recipe.to_dict(),
+    )
+    save_bundle(model, meta, run_dir)
+    (run_dir / PHASE_ONE_WEIGHTS).unlink(missing_ok=True)
+    history = pd.read_csv(run_dir / "history.csv")
+    return TrainResult(run_dir, threshold, rule, history)
