@@ -48,16 +48,23 @@ def main() -> None:
     from tfxray.data.inputs import load_input
     from tfxray.data.synth import synthesize
     from tfxray.models.bundle import load_bundle
+    from tfxray.models.backbones import build_backbone
     from tfxray.models.classifier import build_classifier
-    from tfxray.scoring.predict import predict_paths
+    from tfxray.models.inference import predict_paths
     from tfxray.training.trainer import train
 
     work = Path(tempfile.mkdtemp(prefix="tfxray-bench-"))
     synthesize(work / "data", n=args.n, seed=0, size=args.size, progress=False)
     manifest = load_manifest(work / "data" / "manifest.csv", classes=["normal", "fracture"])
     seed, batch, lr = 0, 32, 1e-3
+    # Both sides start from the same random backbone, saved as a weights file (a frozen backbone with
+    # weights: none is refused by train(): its head would learn on noise; here only the timing counts).
+    keras.utils.set_random_seed(seed)
+    weights = work / "backbone.weights.h5"
+    build_backbone(args.backbone, (args.size, args.size, 3)).save_weights(weights)
     recipe = load_recipe("demo", [
-        (["model", "backbone"], args.backbone), (["model", "weights"], "none"), (["model", "freeze"], "all-but-top"),
+        (["model", "backbone"], args.backbone), (["model", "weights"], str(weights)),
+        (["model", "freeze"], "all-but-top"),
         (["data", "input_size"], args.size), (["data", "normalization"], "backbone"),
         (["train", "epochs"], args.epochs), (["train", "batch_size"], batch), (["train", "lr"], lr),
         (["train", "optimizer"], "adam"), (["train", "seed"], seed), (["train", "restore_best"], False),
@@ -79,7 +86,7 @@ def main() -> None:
 
     (x_train, y_train), (x_val, y_val) = arrays(part["train"]), arrays(part["validation"])
     keras.utils.set_random_seed(seed)
-    plain_model = build_classifier(args.backbone, input_size=args.size, weights="none", freeze="all-but-top",
+    plain_model = build_classifier(args.backbone, input_size=args.size, weights=str(weights), freeze="all-but-top",
                                    normalization="backbone")
     plain_model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy")
     train_data = (tf.data.Dataset.from_tensor_slices((x_train, y_train))

@@ -28,15 +28,15 @@ def augment_preview(image: Path, recipe_name: str, out: Path, n: int, seed: int,
       tfxray augment-preview /tmp/x/images/P0001/P0001-S1_0.png --recipe wrist --out grid.png --n 16
     """
     from tfxray.config import load_recipe, parse_override
-    from tfxray.data.augment import preview_tiles, write_preview_grid
-    from tfxray.data.pipeline import ImageGeometry
+    from tfxray.data.geometry import ImageGeometry
+    from tfxray.data.preview import preview_tiles, write_preview_grid
     from tfxray.errors import UserError
 
     if out.suffix.lower() != ".png":
         raise UserError(f"--out {out}: a .png file name expected")
     recipe = load_recipe(recipe_name, [parse_override(s) for s in sets])
     geometry = ImageGeometry(recipe.data.input_size, recipe.data.channels, recipe.data.resize)
-    tiles, captions, kind = preview_tiles(str(image), recipe.augment, geometry, n, seed)
+    tiles, kind = preview_tiles(str(image), recipe.augment, geometry, n, seed)
     title = f"{recipe.name}: {kind}, seed {seed}, {geometry.size} px - {image.name}"
-    write_preview_grid(tiles, captions, title, out)
+    write_preview_grid(tiles, title, out)
     click.echo(f"wrote {len(tiles)} tile(s) ({kind}) to {out}")

@@ -10,6 +10,8 @@ from tfxray import __version__
 
 from .common import echo_err, quiet_tensorflow
 
+quiet_tensorflow()  # at import, before any command or library module imports TensorFlow
+
 COMMANDS = {
     # name: (module, attribute)
     "demo": ("demo", "demo"),
@@ -22,6 +24,7 @@ COMMANDS = {
     "inspect": ("inspect", "inspect_command"),
     "recipes": ("recipes", "recipes"),
     "augment-preview": ("augment_preview", "augment_preview"),
+    "show-batch": ("show_batch", "show_batch"),
     "weights": ("weights", "weights"),
 }
 
@@ -55,7 +58,9 @@ class TfxrayGroup(click.Group):
 
 @click.group(cls=TfxrayGroup, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "TFXRAY"})
 @click.version_option(__version__, prog_name="tfxray")
-def cli():
+@click.option("--no-progress", is_flag=True,
+              help="No progress bars or per-epoch lines (on by default; a log file gets plain lines, never bars).")
+def cli(no_progress):
     """Transfer learning, evaluation and batch scoring for fracture detection on radiographs.
 
     \b
@@ -65,6 +70,10 @@ def cli():
       tfxray train wrist --data manifest.csv --out runs/wrist --freeze all-but-top
     """
     quiet_tensorflow()
+    if no_progress:
+        from tfxray.progress import disable
+
+        disable()
 
 
 def main(argv=None):

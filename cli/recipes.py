@@ -18,7 +18,14 @@ def recipes():
 
 @recipes.command("list")
 def list_recipes():
-    """Names and one-line descriptions of the built-in recipes."""
+    """Names and one-line descriptions of the built-in recipes.
+
+    \b
+    Example:
+      tfxray recipes list
+      tfxray recipes show wrist          # every field, defaults filled in
+      tfxray train wrist --data data/wrist/manifest.csv --out runs/wrist
+    """
     from tfxray.config import builtin_recipe_names, read_recipe_dict
 
     for name in builtin_recipe_names():

@@ -27,17 +27,23 @@ from tfxray.explain import METHODS
               help="Also write a Grad-CAM panel per scored image into this folder.")
 @click.option("--gradcam-only-positives", is_flag=True, help="Panels only for images called positive.")
 @click.option("--gradcam-method", type=click.Choice(METHODS), default="gradcam", show_default=True)
+@click.option("--allow-modality", is_flag=True,
+              help="Also score images outside what the model was trained on (other modalities, colour images,"
+                   " thumbnails); by default they are skipped with the reason.")
 @click.option("--devices", envvar="TFXRAY_SCORE_DEVICES", metavar="LIST",
               help="Devices to split predictions across, e.g. /gpu:0,/gpu:1 (default: every GPU when there "
                    "are several; or TFXRAY_SCORE_DEVICES).")
 def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggregate, allow_errors, gradcam_dir,
-          gradcam_only_positives, gradcam_method, devices):
+          gradcam_only_positives, gradcam_method, devices, allow_modality):
     """Score every image under FOLDER (DICOM with or without suffix, PNG, JPEG, TIFF) with RUN_DIR's model.
 
     One row per file (one per frame of a multi-frame file): path, SOP instance UID, patient and
     study IDs, frame, score, call at the model's threshold, status (ok, error or skipped) and
-    the reason. Roll-ups per study and per patient go to <out>_rollup.csv. With --gradcam DIR,
-    a panel per image goes to DIR, named after its path (a/b/IM0001 -> a__b__IM0001_gradcam.png).
+    the reason. Images outside what the model was trained on (tfxray.json's trained_on: another
+    modality, a colour image for a gray model, a thumbnail) are skipped with the reason, e.g.
+    "modality CT, model trained on DX/CR"; --allow-modality scores them anyway. Roll-ups per
+    study and per patient go to <out>_rollup.csv. With --gradcam DIR, a panel per image goes to
+    DIR, named after its path (a/b/IM0001 -> a__b__IM0001_gradcam.png).
     Exit code 1 when some files failed (unless --allow-errors).
 
     \b
@@ -59,7 +65,7 @@ def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggre
     summary = score_folder(run_dir, folder, out, batch_size=batch_size, resume=resume, shard=parse_shard(shard),
                            hash_ids=hash_ids, salt=salt, aggregate=aggregate, gradcam_dir=gradcam_dir,
                            gradcam_only_positives=gradcam_only_positives, gradcam_method=gradcam_method,
-                           devices=devices)
+                           devices=devices, allow_modality=allow_modality)
     for line in summary.lines():
         click.echo(line)
     click.echo(f"scores: {out}")

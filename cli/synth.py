@@ -6,10 +6,13 @@ from pathlib import Path
 
 import click
 
+from tfxray.data import SYNTH_TASKS
+
 
 @click.command("synth")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--task", default="wrist", show_default=True, help="Kind of phantom.")
+@click.option("--task", type=click.Choice(list(SYNTH_TASKS)), default="wrist", show_default=True,
+              help="Kind of phantom: " + "; ".join(f"{name}: {text}" for name, text in SYNTH_TASKS.items()) + ".")
 @click.option("--n", "n", default=400, show_default=True, type=int, help="Number of images.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same images.")
 @click.option("--format", "fmt", type=click.Choice(["png", "dicom"]), default="png", show_default=True,
@@ -19,8 +22,12 @@ def synth(out: Path, task: str, n: int, seed: int, fmt: str, size: int):
     """Write synthetic radiographs and OUT/manifest.csv (path, label, patient_id, study_id, box).
 
     \b
-    Example:
+    Examples:
       tfxray synth data/wrist --task wrist --n 400 --seed 0 --format dicom
+      tfxray synth data/spine --task spine --n 300
+      tfxray synth data/ct --task ct --n 60 --size 128
+      tfxray synth data/pelvis --task pelvis --n 200      # femoral-neck fractures, boxes
+      tfxray synth data/skeleton --task skeleton --n 400  # a generic multi-site set with boxes
     """
     from tfxray.data.synth import synthesize
 

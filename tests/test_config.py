@@ -111,3 +111,51 @@ def test_overrides_leave_the_loaded_data_untouched():
     assert changed == {"data": {"split": [0.5, 0.25, 0.25]}, "train": {"lr": 0.5}}
     assert data == {"data": {"split": [0.8, 0.1, 0.1]}, "train": {"lr": 0.1}}
     assert changed["data"] is not data["data"]
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    ("learning_rate=0.1", "train.lr"), ("lr=0.1", "train.lr"), ("epochs=3", "train.epochs"),
+    ("batch=8", "train.batch_size"), ("batch_size=8", "train.batch_size"), ("backbone=resnet50", "model.backbone"),
+    ("size=64", "data.input_size"), ("image_size=64", "data.input_size"), ("input_size=64", "data.input_size"),
+    ("freeze=none", "model.freeze"), ("weights=none", "model.weights"), ("seed=1", "train.seed"),
+    ("optimizer=adam", "train.optimizer"), ("model.lr=0.1", "train.lr"), ("data.epochs=3", "train.epochs"),
+    ("train.warmup=10", "train.schedule.warmup"),
+])
+def test_short_and_aliased_keys_get_the_dotted_field(text, field):
+    key = text.split("=")[0].rsplit(".", 1)[-1]
+    with pytest.raises(UserError) as info:
+        load_recipe("demo", [parse_override(text)])
+    assert str(info.value).endswith(f"unknown key {key!r} (did you mean {field!r}?)")
+
+
+def test_a_near_key_in_its_own_section_is_named_as_the_section_names_it():
+    with pytest.raises(UserError, match=r"^demo\.train: unknown key 'learning_rate' \(did you mean 'lr'\?\)$"):
+        load_recipe("demo", [parse_override("train.learning_rate=0.1")])
+    with pytest.raises(UserError, match=r"^demo: unknown key 'learning_rate' \(did you mean 'train\.lr'\?\)$"):
+        load_recipe("demo", [parse_override("learning_rate=0.1")])
+
+
+def test_a_layer_setting_epochs_clears_the_iterations_below_it():
+    from tfxray.config import resolve_recipe
+
+    assert load_recipe("wrist").train.iterations == 20000
+    recipe, source = resolve_recipe("wrist", [("command line", [(["train", "epochs"], 3)])])
+    assert (recipe.train.epochs, recipe.train.iterations, source) == (3, 0, "command line")
+    recipe, source = resolve_recipe("wrist", [("environment", [(["train", "epochs"], 4)]),
+                                              ("command line", [(["train", "iterations"], 50)])])
+    assert (recipe.train.epochs, recipe.train.iterations, source) == (4, 50, "command line")
+    recipe, source = resolve_recipe("wrist", [("environment", [(["train", "iterations"], 50)]),
+                                              ("command line", [(["train", "epochs"], 2)])])
+    assert (recipe.train.epochs, recipe.train.iterations, source) == (2, 0, "command line")
+    assert resolve_recipe("wrist", [])[1] == "recipe" and resolve_recipe("demo", [])[1] == "recipe"
+    with pytest.raises(UserError, match=r"^command line: train\.epochs and train\.iterations both given"):
+        resolve_recipe("wrist", [("command line", [(["train", "epochs"], 2), (["train", "iterations"], 9)])])
+
+
+def test_a_backbone_without_pretrained_weights_clears_the_recipes_imagenet():
+    from tfxray.config import resolve_recipe
+
+    recipe, _ = resolve_recipe("wrist", [("command line", [(["model", "backbone"], "tiny_cnn")])])
+    assert (recipe.model.backbone, recipe.model.weights) == ("tiny_cnn", "none")
+    recipe, _ = resolve_recipe("wrist", [("command line", [(["model", "backbone"], "resnet50")])])
+    assert recipe.model.weights == "imagenet"

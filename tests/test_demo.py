@@ -27,4 +27,11 @@ def test_demo_runs_the_whole_job(tmp_path):
     for path in [report["files"]["history_png"], report["files"]["scores_csv"], *report["files"]["gradcam_panels"]]:
         assert Path(path).is_file(), path
     assert (out / "evaluation" / "roc_image_score.png").stat().st_size > 5000
-    assert "test AUC" in result.output and (out / "report.md").read_text().startswith("# tfxray demo report")
+    markdown = (out / "report.md").read_text()
+    assert "test AUC" in result.output and markdown.startswith("# tfxray demo report")
+    # the report links its figures and files, relative to its folder, and every link resolves
+    import re
+
+    links = re.findall(r"\]\(([^)]+)\)", markdown)
+    assert "evaluation/roc_image_score.png" in links and "run/history.png" in links and "scores.csv" in links
+    assert all((out / link).is_file() for link in links), links

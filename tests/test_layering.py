@@ -1,7 +1,7 @@
 """The house's one direction of imports (shared/DESIGN.md), checked on every module, imports inside functions too.
 
 cli -> demo -> scoring -> (training | explain) -> models -> (data | config) -> images, with
-evaluation a leaf that any layer may use (and that imports no TensorFlow), and errors/io the
+evaluation a leaf that any layer may use (and that imports no TensorFlow), and errors/io/progress the
 ground everything stands on. The one declared exception: config looks names up in the model
 registries it validates against.
 """
@@ -16,7 +16,7 @@ RANKS = {
     "ground": 0, "evaluation": 1, "images": 2, "data": 3, "config": 3, "models": 4, "training": 5, "explain": 5,
     "scoring": 6, "demo": 7, "cli": 8,
 }
-GROUND = {"tfxray", "tfxray.__version__", "tfxray.errors", "tfxray.io"}
+GROUND = {"tfxray", "tfxray.__version__", "tfxray.errors", "tfxray.io", "tfxray.progress"}
 # (importer layer, imported module prefix): the declared exceptions
 ALLOWED = {("config", "tfxray.models.backbones"), ("config", "tfxray.models.freeze")}
 

@@ -13,9 +13,15 @@ from tfxray.models.bundle import load_bundle
 def test_wrist_recipe_inception_top_layer_with_8x_offline_amplification(tmp_path):
     from tfxray.training.trainer import train
 
+    from tfxray.models.backbones import build_backbone
+
     synthesize(tmp_path / "data", task="wrist", n=40, seed=3, size=96, progress=False)
+    # The recipe's frozen InceptionV3 from a weights file (random here, no download): a frozen backbone
+    # with weights: none is refused, since its head would learn on noise.
+    weights = tmp_path / "inception.weights.h5"
+    build_backbone("inception_v3", (75, 75, 3)).save_weights(weights)
     recipe = load_recipe("wrist", [
-        (["data", "input_size"], 75), (["model", "weights"], "none"), (["train", "iterations"], 6),
+        (["data", "input_size"], 75), (["model", "weights"], str(weights)), (["train", "iterations"], 6),
         (["train", "batch_size"], 16), (["train", "schedule", "every"], 2), (["train", "cache_dir"], str(tmp_path / "c")),
     ])
     manifest = load_manifest(tmp_path / "data" / "manifest.csv", classes=recipe.classes)

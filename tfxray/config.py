@@ -1,8 +1,9 @@
 """Recipes: typed, validated once when loaded, then trusted by the code below.
 
 A recipe is plain data (YAML read with ``safe_load``) that can only name registered
-components. Unknown keys are refused with the nearest valid key, so a misspelt field
-never passes silently. Precedence is decided here and in the CLI's option handling:
+components. Unknown keys are refused with the nearest valid key (a short or common name such
+as ``learning_rate`` gets its dotted field, ``train.lr``), so a misspelt field never passes
+silently. Precedence is decided here (``resolve_recipe``, over layers the CLI sorts by source):
 command-line option > environment variable (Click's ``TFXRAY_*``) > recipe > code default.
 """
 
@@ -246,6 +247,86 @@ def _did_you_mean(word: str, options) -> str:
     return f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(sorted(options))})"
 
 
+# Names people reach for first, each to the recipe field it means (normalised: lower case, no separators).
+KEY_ALIASES = {
+    "learningrate": "train.lr", "lr": "train.lr", "rate": "train.lr",
+    "epochs": "train.epochs", "epoch": "train.epochs", "nepochs": "train.epochs", "numepochs": "train.epochs",
+    "iterations": "train.iterations", "steps": "train.iterations", "iters": "train.iterations",
+    "batch": "train.batch_size", "batchsize": "train.batch_size", "bs": "train.batch_size",
+    "backbone": "model.backbone", "arch": "model.backbone", "architecture": "model.backbone",
+    "network": "model.backbone", "net": "model.backbone",
+    "size": "data.input_size", "imagesize": "data.input_size", "inputsize": "data.input_size",
+    "imgsize": "data.input_size", "resolution": "data.input_size",
+    "freeze": "model.freeze", "weights": "model.weights", "pretrained": "model.weights",
+    "seed": "train.seed", "optimizer": "train.optimizer", "optim": "train.optimizer",
+    "momentum": "train.momentum", "weightdecay": "train.weight_decay", "wd": "train.weight_decay",
+    "schedule": "train.schedule.name", "scheduler": "train.schedule.name", "lrschedule": "train.schedule.name",
+    "folds": "data.folds", "kfold": "data.folds", "split": "data.split", "channels": "data.channels",
+    "dropout": "model.dropout", "l2": "model.l2", "pooling": "model.pooling",
+    "earlystopping": "train.early_stopping", "patience": "train.early_stopping",
+    "precision": "train.precision", "strategy": "train.strategy", "threshold": "evaluate.threshold",
+    "augment": "augment.online.enabled", "augmentation": "augment.online.enabled",
+}
+
+
+def _normalised(key: str) -> str:
+    return "".join(ch for ch in str(key).lower() if ch.isalnum())
+
+
+def _dotted_fields(cls: type = None, prefix: str = "") -> list[str]:
+    """Every leaf field of the recipe as a dotted path: ``train.lr``, ``train.schedule.name``..."""
+    cls = cls or Recipe
+    paths = []
+    for f, hint in ((f, typing.get_type_hints(cls)[f.name]) for f in dataclasses.fields(cls)):
+        path = f"{prefix}{f.name}"
+        paths += _dotted_fields(hint, f"{path}.") if dataclasses.is_dataclass(hint) else [path]
+    return paths
+
+
+def _section_of(cls: type) -> str:
+    """The dotted place of a recipe dataclass: '' for Recipe, 'train.schedule' for ScheduleConfig."""
+    def walk(node: type, prefix: str):
+        if node is cls:
+            return prefix
+        for f in dataclasses.fields(node):
+            hint = typing.get_type_hints(node)[f.name]
+            if dataclasses.is_dataclass(hint):
+                found = walk(hint, f"{prefix}.{f.name}" if prefix else f.name)
+                if found is not None:
+                    return found
+        return None
+
+    return walk(Recipe, "") or ""
+
+
+def _nearest_key(key: str, section: str, known: set[str]) -> str:
+    """' (did you mean ...?)' for an unknown ``key`` in ``section`` ('' at the top level): a field of the
+    same section by its spelling first, then any field of the recipe by a common alias, its leaf name
+    or its spelling (named by its dotted path), else the section's valid keys."""
+    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.75)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    fields = _dotted_fields()
+    here = f"{section}." if section else ""
+    target = KEY_ALIASES.get(_normalised(key))
+    if target is None:
+        by_leaf = [f for f in fields if _normalised(f.rsplit(".", 1)[-1]) == _normalised(key)]
+        target = by_leaf[0] if len(by_leaf) == 1 else None
+    if target is None:
+        close = difflib.get_close_matches(_normalised(key), list(KEY_ALIASES), n=1, cutoff=0.85)
+        target = KEY_ALIASES[close[0]] if close else None
+    if target is None:
+        close = difflib.get_close_matches(_normalised(key), [_normalised(f.rsplit(".", 1)[-1]) for f in fields],
+                                          n=1, cutoff=0.8)
+        matches = [f for f in fields if close and _normalised(f.rsplit(".", 1)[-1]) == close[0]]
+        target = matches[0] if len(matches) == 1 else None
+    if target is not None and target.startswith(here) and target[len(here):] in known:
+        return f" (did you mean {target[len(here):]!r}?)"
+    if target is not None and target in fields:
+        return f" (did you mean {target!r}?)"
+    return _did_you_mean(key, known)
+
+
 def _coerce(value: Any, hint: Any, where: str) -> Any:
     """Check ``value`` against a field's type hint, converting only where it is lossless."""
     origin = typing.get_origin(hint)
@@ -295,7 +376,7 @@ def _from_dict(cls: type, data: dict, where: str):
     known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in known:
-            raise UserError(f"{where}: unknown key {key!r}{_did_you_mean(key, known)}")
+            raise UserError(f"{where}: unknown key {key!r}{_nearest_key(key, _section_of(cls), known)}")
     kwargs = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in data.items()}
     return cls(**kwargs)
 
@@ -375,8 +456,46 @@ def apply_overrides(data: dict, overrides: list[tuple[list[str], Any]]) -> dict:
 
 def load_recipe(name_or_path: str, overrides: list[tuple[list[str], Any]] = ()) -> Recipe:
     """Load a built-in or file recipe, apply dotted overrides, validate once."""
-    data = apply_overrides(read_recipe_dict(name_or_path), list(overrides))
-    return recipe_from_dict(data, where=Path(name_or_path).stem).validate()
+    return resolve_recipe(name_or_path, [("overrides", list(overrides))])[0]
+
+
+def resolve_recipe(name_or_path: str, layers: list[tuple[str, list[tuple[list[str], Any]]]]) -> tuple[Recipe, str]:
+    """The recipe with override layers of rising precedence applied (e.g. ``[("environment", ...),
+    ("command line", ...)]``), validated once; and where its training budget came from (a layer's
+    name, 'recipe' or 'default').
+
+    A layer wins over every field below it that it conflicts with: setting ``train.epochs`` clears a
+    lower ``train.iterations`` (which would otherwise take precedence), and naming a backbone that
+    has no pretrained weights (``tiny_cnn``) sets ``model.weights: none`` unless the layer names weights
+    too. One layer setting both epochs and iterations is refused: a budget is one or the other.
+    """
+    data = read_recipe_dict(name_or_path)
+    train = data.get("train") if isinstance(data, dict) else None
+    train = train if isinstance(train, dict) else {}
+    source = "recipe" if (train.get("iterations") or "epochs" in train) else "default"
+    for name, overrides in layers:
+        overrides = list(overrides)
+        values = {tuple(keys): value for keys, value in overrides}
+        epochs, iterations = ("train", "epochs") in values, ("train", "iterations") in values
+        if epochs and iterations and values[("train", "iterations")]:
+            raise UserError(f"{name}: train.epochs and train.iterations both given; a budget is one or the other "
+                            f"(iterations take precedence when both are in a recipe)")
+        if epochs and not iterations:
+            overrides.append((["train", "iterations"], 0))  # an explicit epoch budget beats a recipe's iterations
+        if epochs or iterations:
+            source = name
+        backbone = values.get(("model", "backbone"))
+        if backbone is not None and ("model", "weights") not in values and not _has_pretrained_weights(backbone):
+            overrides.append((["model", "weights"], "none"))
+        data = apply_overrides(data, overrides)
+    return recipe_from_dict(data, where=Path(name_or_path).stem).validate(), source
+
+
+def _has_pretrained_weights(backbone: Any) -> bool:
+    from .models.backbones import BACKBONES  # registry; keras is imported lazily there
+
+    spec = BACKBONES.get(str(backbone))
+    return spec is None or spec.pretrained
 
 
 def evaluate_config(recipe: dict, where: str = "recipe") -> EvaluateConfig:

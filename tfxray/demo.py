@@ -130,15 +130,26 @@ def run_demo(
 
 
 def _markdown(report: dict) -> str:
+    """The demo's one-page report; figures and files are linked relative to the report's folder."""
+    out = Path(report["files"]["run_dir"]).parent
     ci = report.get("auc_ci95") or [float("nan"), float("nan")]
     pg = report["pointing_game"] or {}
+
+    def link(path, text: str | None = None) -> str:
+        relative = Path(path).relative_to(out).as_posix()
+        return f"[{text or relative}]({relative})"
+
+    auc_line = (f"- Test AUC: **{report['auc']:.3f}** (95% CI {ci[0]:.3f}-{ci[1]:.3f}), "
+                f"{report['n_test_images']} images of {report['n_test_patients']} patients")
+    if ci[0] == ci[1]:
+        auc_line += ("; the interval has no width: the test images are perfectly separated, and so small a test set "
+                     "cannot say how often the model would fail")
     lines = [
         "# tfxray demo report",
         "",
         "Synthetic wrist phantoms, small CNN trained from random weights (real use starts from ImageNet weights).",
         "",
-        f"- Test AUC: **{report['auc']:.3f}** (95% CI {ci[0]:.3f}-{ci[1]:.3f}), "
-        f"{report['n_test_images']} images of {report['n_test_patients']} patients",
+        auc_line,
         f"- Threshold: {report['threshold']:.3f} ({report['threshold_rule']})",
     ]
     if pg.get("n"):
@@ -147,8 +158,20 @@ def _markdown(report: dict) -> str:
             f"(chance {pg['chance']:.0%}); heatmap mass inside the box {pg['mass_in_box']:.0%}"
         )
     s = report["scoring"]
+    files = report["files"]
+    evaluation = files["evaluation"]
     lines += [
         f"- Folder scoring: {s['files']} files, {s['scored']} scored, {s['errors']} error(s), {s['skipped']} skipped",
+        "",
+        "## Files",
+        "",
+        f"- Evaluation: {link(evaluation['report.md'])}, {link(evaluation['report.json'])}",
+        f"- Training curves: {link(files['history_png'])}; scores of the folder: {link(files['scores_csv'])}",
+        f"- Grad-CAM panels: {', '.join(link(p, Path(p).name) for p in files['gradcam_panels'])}",
+        "",
+        *[f"![{name}]({Path(path).relative_to(out).as_posix()})" for name, path in evaluation.items()
+          if name.startswith("roc_image")],
+        f"![training curves]({Path(files['history_png']).relative_to(out).as_posix()})",
         "",
         "| step | seconds |",
         "|---|---|",

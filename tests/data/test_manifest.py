@@ -25,7 +25,11 @@ def test_relative_paths_resolve_against_the_csv_folder(tmp_path):
     manifest = load_manifest(path, classes=["normal", "fracture"])
     assert manifest.images.path.tolist() == [str(tmp_path / "img/a.png"), str(tmp_path / "img/b.png")]
     assert manifest.label_index().tolist() == [0, 1]
-    assert manifest.images.patient_id.nunique() == 2  # no patient column: each image its own group
+    # no patient column: none is invented, and each image is its own group
+    from tfxray.data.splits import group_keys
+
+    assert "patient_id" not in manifest.images.columns and manifest.group_by == "image"
+    assert group_keys(manifest.images).nunique() == 2
 
 
 def test_every_bad_row_is_named_at_once(tmp_path):

@@ -75,12 +75,13 @@ def test_split_table_keeps_every_image_column_and_reads_back_ids_as_text(tmp_pat
         "split": ["train", "train", "train", "train", "validation", "validation", "test", "test"],
     })
     table = assign_splits(images, (0.8, 0.1, 0.1), seed=0)
-    assert list(table.columns) == list(images.columns)  # series, slice position and fold travel along
-    pd.testing.assert_frame_equal(table, images)  # the manifest's own split is kept as given
+    assert list(table.columns) == [*images.columns, "group_by"]  # series, slice position and fold travel along
+    assert (table["group_by"] == "patient_id").all()
+    pd.testing.assert_frame_equal(table[images.columns], images)  # the manifest's own split is kept as given
     table.to_csv(tmp_path / "split.csv", index=False)
     back = read_split_table(tmp_path / "split.csv")
     pd.testing.assert_frame_equal(back, table, check_dtype=False)
-    for column in ("path", "label", "patient_id", "study_id", "series_id", "split"):
+    for column in ("path", "label", "patient_id", "study_id", "series_id", "split", "group_by"):
         assert back[column].dropna().map(type).eq(str).all(), column
     assert back["patient_id"].tolist()[::2] == ["0012", "007", "10", "3.50"]
     assert back["series_id"].tolist()[::2][:3] == ["1.10", "1.2", "1.30"] and back["series_id"].isna().sum() == 2
@@ -93,4 +94,27 @@ def test_split_table_without_a_split_column_is_the_grouped_holdout():
     images = many_images_per_patient().assign(series_id=lambda t: t.patient_id + "-S1")
     table = assign_splits(images, (0.8, 0.1, 0.1), seed=3)
     assert (table["split"] == holdout_assignments(images, (0.8, 0.1, 0.1), seed=3)).all()
-    pd.testing.assert_frame_equal(table.drop(columns="split"), images)
+    pd.testing.assert_frame_equal(table.drop(columns=["split", "group_by"]), images)
+
+
+def test_without_patients_the_split_keeps_studies_then_images_whole():
+    from tfxray.data.splits import assign_splits, group_unit, grouping_note
+
+    images = many_images_per_patient(n_patients=60, seed=4)
+    studies = images.rename(columns={"patient_id": "study_id"})  # no patient column: studies are the unit
+    table = assign_splits(studies, (0.6, 0.2, 0.2), seed=1)
+    assert group_unit(studies) == "study_id" and set(table["group_by"]) == {"study_id"}
+    assert table.groupby("study_id")["split"].nunique().max() == 1  # no study on two sides
+    assert set(table["split"]) == {"train", "validation", "test"}
+    assert grouping_note(studies, "m.csv") == ("no patient column (patient_id) in m.csv: the split is grouped by "
+                                               "study_id, so one patient's studies may fall on different sides")
+    bare = images.drop(columns="patient_id")
+    table = assign_splits(bare, (0.6, 0.2, 0.2), seed=1)
+    assert group_unit(bare) == "image" and set(table["group_by"]) == {"image"}
+    assert grouping_note(bare, "m.csv") == ("no patient column (patient_id) or study_id in m.csv: the split is grouped "
+                                            "by image, so one patient's images may fall on different sides")
+    # the leak check of a given split counts studies when studies are the unit
+    given = pd.DataFrame({"path": ["a", "b", "c"], "label": ["normal"] * 3, "study_id": ["S1", "S1", "S2"],
+                          "split": ["train", "test", "train"]})
+    with pytest.raises(UserError, match=r"puts 1 study\(s\) on more than one side: S1"):
+        check_user_split(given, "split")

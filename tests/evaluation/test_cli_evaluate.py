@@ -213,3 +213,25 @@ def test_help_shows_an_example():
     assert result.exit_code == 0
     assert "tfxray evaluate --scores scores.csv" in result.output
     assert "Draw the ROC figures only" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("ci", ["delong", "bootstrap"])
+def test_degenerate_ci_carries_a_caveat(tmp_path, ci):
+    table = pd.DataFrame({"truth": ["n"] * 6 + ["f"] * 4, "s": [.1, .2, .3, .35, .4, .45, .6, .7, .8, .9]})
+    table.to_csv(tmp_path / "s.csv", index=False)
+    out = tmp_path / "o"
+    result = run(["--scores", tmp_path / "s.csv", "--label-column", "truth", "--positive", "f", "--score-column", "s",
+                  "--out", out, "--roc", "--bootstrap", "200", "--ci", ci])
+    assert result.exit_code == 0, result.output
+    caveat = ("degenerate 95% CI 1.000-1.000: the scores separate all 4 cases from all 6 controls, where the CI has no"
+              " width; it does not mean the AUC is known exactly (a small or easy test set cannot rule out a lower AUC"
+              " on new images)")
+    assert "s  AUC 1.000 (95% CI 1.000-1.000)" in result.output and f"caveat: {caveat}" in result.output
+    assert f"> **Caveat**, s: {caveat}." in (out / "report.md").read_text()
+    assert json.loads((out / "report.json").read_text())["levels"]["image"]["models"]["s"]["ci_caveat"] == caveat
+
+
+def test_a_ci_with_width_has_no_caveat(asah_csv, tmp_path):
+    result = run(["--scores", asah_csv, *BASE, "--score-column", "s100b", "--out", tmp_path / "o", "--roc"])
+    assert result.exit_code == 0 and "caveat" not in result.output
+    assert "Caveat" not in (tmp_path / "o" / "report.md").read_text()

@@ -19,12 +19,37 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_model_arguments_fill_what_the_user_left_open():
-    info = {"positive": "fracture", "classes": ["normal", "fracture"], "threshold": 0.37}
+    info = {"positive": "fracture", "classes": ["normal", "fracture"], "threshold": 0.37,
+            "threshold_rule": "youden on the validation split"}
     assert model_arguments(info) == {"label_column": "label", "positive": "fracture", "score_columns": ["score"],
-                                     "classes": None, "threshold": "model", "model_threshold": 0.37}
-    given = model_arguments(info, label_column="truth", positive="normal", threshold="youden")
-    assert (given["label_column"], given["positive"], given["threshold"]) == ("truth", "normal", "youden")
+                                     "classes": None, "threshold": "model", "model_threshold": 0.37,
+                                     "model_threshold_rule": "youden on the validation split"}
+    given = model_arguments(info, label_column="truth", positive="broken", threshold="youden")
+    assert (given["label_column"], given["positive"], given["threshold"]) == ("truth", "broken", "youden")
     assert given["model_threshold"] == 0.37
+    assert model_arguments(info, positive="fracture")["positive"] == "fracture"  # the model's own: fine
+
+
+def test_positive_that_contradicts_the_model_is_refused():
+    info = {"positive": "fracture", "classes": ["normal", "fracture"], "threshold": 0.37}
+    with pytest.raises(UserError) as caught:
+        model_arguments(info, positive="normal")
+    assert str(caught.value) == ("--positive normal: the model's positive class is fracture (its score is the"
+                                 " probability of fracture); leave --positive out or give --positive fracture")
+
+
+def test_models_arguments_keep_each_threshold_and_refuse_other_classes():
+    from tfxray.evaluation.model_table import models_arguments
+
+    a = {"positive": "fracture", "classes": ["normal", "fracture"], "threshold": 0.3, "threshold_rule": "youden on the validation split"}
+    b = {**a, "threshold": 0.6, "threshold_rule": "fixed 0.5 (no validation split)"}
+    arguments = models_arguments({"run_a": a, "run_b": b})
+    assert arguments["score_columns"] == ["run_a", "run_b"] and arguments["positive"] == "fracture"
+    assert arguments["model_threshold"] == {"run_a": 0.3, "run_b": 0.6}
+    with pytest.raises(UserError, match="run_b: classes fracture/normal differ from run_a's normal/fracture"):
+        models_arguments({"run_a": a, "run_b": {**b, "classes": ["fracture", "normal"], "positive": "normal"}})
+    with pytest.raises(UserError, match="--positive normal: run_b's positive class is fracture"):
+        models_arguments({"run_b": b, "run_a": a}, positive="normal")
 
 
 def test_model_arguments_multiclass():

@@ -43,7 +43,7 @@ def test_fixed_and_model_rules():
     fixed = thresholds.choose_threshold(LABELS, SCORES, "0.5")
     assert fixed.threshold == 0.5 and fixed.rule == "0.5" and fixed.direction == "<"
     model = thresholds.choose_threshold(LABELS, SCORES, "model", model_threshold=0.42)
-    assert model.threshold == 0.42 and model.rule == "model" and "saved threshold" in model.description
+    assert model.threshold == 0.42 and model.rule == "model" and model.description == "model's threshold 0.42"
     # The model's rule is score >= t even when the data's direction is reversed.
     reversed_model = thresholds.choose_threshold(LABELS, -SCORES, "model", direction="auto", model_threshold=0.1)
     assert reversed_model.direction == "<"

@@ -36,6 +36,7 @@ def test_savedmodel_serving_signature(tiny_run, pixels_and_scores, tmp_path):
     np.testing.assert_allclose(scores, expected, atol=1e-5)
     meta = json.loads((out / "assets" / "tfxray.json").read_text())
     assert meta["classes"] == ["normal", "fracture"] and meta["input_size"] == 48
+    assert meta["trained_on"]["kinds"] == ["png"]  # what the model was trained on travels with it
     assert sorted(p.name for p in out.parent.iterdir()) == ["1"]  # no temporary left behind
 
     again = CliRunner().invoke(cli, ["export", str(tiny_run), "--out", str(out)])

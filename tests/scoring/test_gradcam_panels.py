@@ -19,7 +19,8 @@ from .helpers import pydicom_test_files
 
 @pytest.fixture()
 def same_names(tmp_path, wrist_png):
-    """a/b/IM0001 and a/c/IM0001 (different images, one name), and a 2-frame file."""
+    """a/b/IM0001 and a/c/IM0001 (different images, one name), and a 2-frame file (a colour secondary
+    capture, outside the model's training profile: the tests that score it pass allow_modality)."""
     png_dir, manifest = wrist_png
     folder = tmp_path / "in"
     for i, sub in enumerate(["a/b", "a/c", "d"]):
@@ -43,7 +44,7 @@ def test_score_writes_a_panel_per_image(tiny_run, same_names, tmp_path, monkeypa
 
     captions = capture_captions(monkeypatch)
     out, panels = tmp_path / "scores.csv", tmp_path / "panels"
-    summary = score_folder(tiny_run, same_names, out, batch_size=3, gradcam_dir=panels, progress=False)
+    summary = score_folder(tiny_run, same_names, out, batch_size=3, gradcam_dir=panels, progress=False, allow_modality=True)
     table = pd.read_csv(out, keep_default_na=False)
     expected = {"a__b__IM0001_gradcam.png", "a__c__IM0001_gradcam.png", "d__IM0001_gradcam.png",
                 "d__two.dcm_f0_gradcam.png", "d__two.dcm_f1_gradcam.png"}
@@ -71,7 +72,7 @@ def test_score_writes_a_panel_per_image(tiny_run, same_names, tmp_path, monkeypa
 def test_only_positives(tiny_run, same_names, tmp_path):
     # a copy of the run whose threshold falls between its scores here: some calls each way
     first = tmp_path / "first.csv"
-    score_folder(tiny_run, same_names, first, progress=False)
+    score_folder(tiny_run, same_names, first, progress=False, allow_modality=True)
     scores = np.sort(pd.read_csv(first).score.dropna().to_numpy())
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -80,7 +81,8 @@ def test_only_positives(tiny_run, same_names, tmp_path):
     (run / "tfxray.json").write_text(json.dumps(meta))
 
     out, panels = tmp_path / "scores.csv", tmp_path / "panels"
-    score_folder(run, same_names, out, gradcam_dir=panels, gradcam_only_positives=True, progress=False)
+    score_folder(run, same_names, out, gradcam_dir=panels, gradcam_only_positives=True, progress=False,
+                 allow_modality=True)
     table = pd.read_csv(out, keep_default_na=False)
     positive = table[(table.status == "ok") & (table.score.astype(float) >= meta["threshold"])]
     assert len(positive) == 3 and (positive.call == "fracture").all()
@@ -99,7 +101,8 @@ def test_score_panels_use_the_same_cams_as_gradcam(tiny_run, same_names, tmp_pat
         return original(heatmap, path, box)
 
     monkeypatch.setattr(gradcam, "save_panel", keep)
-    score_folder(tiny_run, same_names, tmp_path / "s.csv", batch_size=4, gradcam_dir=tmp_path / "p", progress=False)
+    score_folder(tiny_run, same_names, tmp_path / "s.csv", batch_size=4, gradcam_dir=tmp_path / "p", progress=False,
+                 allow_modality=True)
     bundle = load_bundle(tiny_run)
     heatmap = seen["a__c__IM0001_gradcam.png"]
     alone = compute_cams(bundle, heatmap.image[None])[0]  # one image, one gradient computation

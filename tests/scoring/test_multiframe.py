@@ -12,6 +12,8 @@ from tfxray.scoring.batch import score_folder
 
 from .helpers import pydicom_frames, pydicom_test_files, reference_input
 
+# RT dose, a colour secondary capture, ultrasound: outside a radiograph model's training profile, so
+# the tests score them with allow_modality (the frames are what they check)
 MULTI = {"rtdose.dcm": 15, "SC_rgb_rle_2frame.dcm": 2, "examples_ybr_color.dcm": 30}
 
 
@@ -37,7 +39,7 @@ def test_one_scored_row_per_frame(tiny_run, mixed, tmp_path, monkeypatch):
 
     monkeypatch.setattr(inputs, "read_image", spy)
     out = tmp_path / "scores.csv"
-    summary = score_folder(tiny_run, mixed, out, batch_size=7, progress=False)
+    summary = score_folder(tiny_run, mixed, out, batch_size=7, progress=False, allow_modality=True)
     table = pd.read_csv(out, keep_default_na=False)
 
     assert None not in asked  # never the whole stack: one frame per read
@@ -63,13 +65,13 @@ def test_one_scored_row_per_frame(tiny_run, mixed, tmp_path, monkeypatch):
 
 def test_resume_cuts_a_multi_frame_file_written_in_part(tiny_run, mixed, tmp_path):
     out = tmp_path / "scores.csv"
-    score_folder(tiny_run, mixed, out, batch_size=4, progress=False)
+    score_folder(tiny_run, mixed, out, batch_size=4, progress=False, allow_modality=True)
     full = pd.read_csv(out, keep_default_na=False)
     lines = out.read_text().splitlines(keepends=True)
     # a crash of the machine tore the last write: header, then rows up to the 6th frame of rtdose.dcm
     keep = 1 + int(np.flatnonzero((full.path == "multi/rtdose.dcm").to_numpy())[5])
     out.write_text("".join(lines[:keep]) + lines[keep][:9])
-    score_folder(tiny_run, mixed, out, batch_size=4, resume=True, progress=False)
+    score_folder(tiny_run, mixed, out, batch_size=4, resume=True, progress=False, allow_modality=True)
     resumed = pd.read_csv(out, keep_default_na=False)
     assert not resumed.duplicated(["path", "frame"]).any()
     assert len(resumed) == len(full)

@@ -17,7 +17,8 @@ def test_score_every_pydicom_test_file(tiny_run, tmp_path):
     out = tmp_path / "scores.csv"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        summary = score_folder(tiny_run, FOLDER, out, batch_size=16, progress=False)
+        # the reader's test: every modality scored (the training-profile check is tests/scoring/test_profile.py's)
+        summary = score_folder(tiny_run, FOLDER, out, batch_size=16, progress=False, allow_modality=True)
     table = pd.read_csv(out, keep_default_na=False, dtype={"frame": str})
     files = sorted(p.relative_to(FOLDER).as_posix() for p in FOLDER.rglob("*") if p.is_file())
 

@@ -56,6 +56,16 @@ def test_early_stopping_stops_before_the_budget_and_keeps_the_best_epoch(early_r
     assert validation_loss(run_dir) == pytest.approx(history.val_loss.iloc[best], rel=1e-3)
 
 
+def test_the_restored_epoch_is_reported(early_run):
+    run_dir, result = early_run
+    history = pd.read_csv(run_dir / "history.csv")
+    best = int(history.val_loss.idxmin())
+    assert (result.restored.epoch, result.restored.monitor) == (best + 1, "val_loss")
+    assert result.restored.value == pytest.approx(history.val_loss.iloc[best], rel=1e-6)
+    assert result.restored.line() == f"restored the weights of epoch {best + 1} (lowest val_loss " \
+                                     f"{history.val_loss.iloc[best]:.4f})"
+
+
 def test_tensorboard_logs_hold_the_epoch_losses_of_history_csv(early_run):
     import tensorflow as tf
 

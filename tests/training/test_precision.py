@@ -66,7 +66,7 @@ def float32_copy(model):
 
 
 def check_saved_model_scores_in_float32(run_dir, manifest, compute_dtype, atol):
-    from tfxray.scoring.predict import predict_paths
+    from tfxray.models.inference import predict_paths
 
     bundle = load_bundle(run_dir)  # safe mode
     assert bundle.model.get_layer("stem_conv").compute_dtype == compute_dtype  # saved with its policy

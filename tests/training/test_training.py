@@ -13,7 +13,7 @@ import pytest
 from tests.chain_helpers import tiny_recipe
 from tfxray.data.manifest import load_manifest
 from tfxray.models.bundle import load_bundle
-from tfxray.scoring.predict import predict_paths
+from tfxray.models.inference import predict_paths
 
 
 def test_cross_validation_scores_each_image_once_by_a_model_that_never_saw_it(wrist_png, tmp_path):
@@ -30,6 +30,11 @@ def test_cross_validation_scores_each_image_once_by_a_model_that_never_saw_it(wr
         split = pd.read_csv(tmp_path / "cv" / f"fold-{fold}" / "split.csv")
         held = set(oof.loc[oof.fold == fold, "path"])
         assert set(split.loc[split.split.isin(["train", "validation"]), "path"]).isdisjoint(held)
+        # the fold's sides as manifests: its held-out fold is its test.csv, its validation side val.csv
+        test = pd.read_csv(tmp_path / "cv" / f"fold-{fold}" / "test.csv")
+        assert set(test.path) == held and len(test) == len(held) and "split" not in test.columns
+        val = pd.read_csv(tmp_path / "cv" / f"fold-{fold}" / "val.csv")
+        assert set(val.path) == set(split.path[split.split == "validation"])
         bundle = load_bundle(tmp_path / "cv" / f"fold-{fold}")
         part = oof[oof.fold == fold]
         scores, _ = predict_paths(bundle, part.path.tolist())

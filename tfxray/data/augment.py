@@ -113,8 +113,7 @@ def amplify_offline(rows: pd.DataFrame, inputs, cfg, seed: int, out_dir: Path, p
     channels, written as three gray PNGs (16-bit PNG has no 3-channel gray form): the output
     row's ``prev_path``, ``path`` and ``next_path``, with no box left to crop (NaN).
     """
-    from tqdm import tqdm
-
+    from ..progress import progress as progress_bar
     from .inputs import ImageInput, SliceStackInput
     from .manifest import BOX_COLUMNS
     from .synth import write_png16
@@ -124,7 +123,7 @@ def amplify_offline(rows: pd.DataFrame, inputs, cfg, seed: int, out_dir: Path, p
     plan = amplification_plan(rows["path"].tolist(), cfg.factor, cfg, seed)
     by_path = rows.set_index("path")
     outputs, neighbours = [], []
-    for source, group in tqdm(plan.groupby("source", sort=False), desc="amplifying", unit="img", disable=not progress):
+    for source, group in progress_bar(plan.groupby("source", sort=False), desc="amplifying", unit="img", disable=not progress):
         stem = hashlib.sha1(source.encode()).hexdigest()[:16]
         names = [f"{stem}_{int(v)}" for v in group["variant"]]
         targets = [[out_dir / f"{n}_c{c}.png" for c in range(3)] if stacked else [out_dir / f"{n}.png"] for n in names]
@@ -152,61 +151,3 @@ def amplify_offline(rows: pd.DataFrame, inputs, cfg, seed: int, out_dir: Path, p
     atomic_write_text(out_dir / "amplified.csv", plan.to_csv(index=False))
     amplified = SliceStackInput(inputs.geometry, plan) if stacked else ImageInput(inputs.geometry)
     return plan, amplified
-
-
-def preview_tiles(path: str, augment_cfg, geometry, n: int, seed: int) -> tuple[list[np.ndarray], list[str], str]:
-    """``n`` augmented versions of one image as a recipe would make them: (tiles, captions, kind).
-
-    Offline amplification (``factor > 1``): the image's amplification plan, its first ``factor``
-    tiles exactly the variants training writes for this file; further tiles are extra draws.
-    Otherwise the online layers, applied to ``n`` copies of the image (one batch).
-    """
-    from ..errors import UserError
-    from .inputs import load_input
-
-    image = load_input(str(path), geometry)[0]
-    centre = image.shape[-1] // 2  # gray, or the centre slice of a slice-and-neighbours stack
-    offline = augment_cfg.offline
-    if offline.factor > 1:
-        plan = amplification_plan([str(path)], n, offline, seed)
-        tiles, captions = [], []
-        for _, row in plan.iterrows():
-            params = AffineParams(**{f: row[f] for f in AffineParams.__dataclass_fields__})
-            tiles.append(apply_params(image[..., centre], params))
-            extra = " (extra)" if row["variant"] >= offline.factor else ""
-            captions.append(f"#{int(row['variant'])}{extra} {'flip ' if params.flip else ''}"
-                            f"rot {params.rotation:+.0f}\nshift {params.shift_x:+.2f},{params.shift_y:+.2f} "
-                            f"shear {params.shear:+.2f}\nzoom {params.zoom_x:.2f},{params.zoom_y:.2f}")
-        return tiles, captions, f"offline x{offline.factor}"
-    from .online import online_augmentation
-
-    layer = online_augmentation(augment_cfg.online, seed)
-    if layer is None:
-        raise UserError("recipe: no augmentation to preview (augment.offline.factor is 1 and augment.online is off)")
-    batch = np.asarray(layer(np.repeat(image[None], n, axis=0), training=True))
-    return [b[..., centre] for b in batch], [f"online draw {k}" for k in range(n)], "online"
-
-
-def write_preview_grid(tiles: list[np.ndarray], captions: list[str], title: str, out: Path) -> Path:
-    """A grid of gray tiles with captions, written atomically as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_save_figure
-
-    columns = int(np.ceil(np.sqrt(len(tiles))))
-    rows = int(np.ceil(len(tiles) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 2.7 * rows + 0.4), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, tile, caption in zip(axes.ravel(), tiles, captions):
-        ax.imshow(tile, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(caption, fontsize=6.5)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    try:
-        return atomic_save_figure(fig, out)
-    finally:
-        plt.close(fig)

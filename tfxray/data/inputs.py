@@ -10,8 +10,10 @@ Training, ``evaluate RUN_DIR --data``, ``score`` and ``gradcam`` all ask an inpu
   the manifest.
 
 ``input_builder`` decides between them once (from a recipe's data fields, or a bundle's saved
-metadata through ``models.inference``). ``decode_with_status`` is the one place where a file that
-cannot be read becomes a status and a one-line reason instead of an exception; ``input_map``
+metadata through ``models.inference``). A builder may carry a ``profile`` (``data.profile``: what
+the model was trained on); inference builders do, training ones never. ``decode_with_status`` is
+the one place where a file that cannot be read, or lies outside that profile, becomes a status
+and a one-line reason instead of an exception; ``input_map``
 (training) and ``status_dataset`` (inference: one element per image, or per frame of
 multi-frame files) run a builder inside tf.data's parallel map.
 """
@@ -27,8 +29,10 @@ import pandas as pd
 from ..errors import UserError
 from ..images import ImageReadError, NotAnImageError, read_image
 from .geometry import ImageGeometry, resize_array
+from .profile import ProfileCheck
 
 OK, ERROR, SKIPPED = 0, 1, 2
+OUTSIDE = 3  # an image outside the model's training profile: skipped, with the profile's reason
 
 
 def load_input(path: str, geometry: ImageGeometry, frame: int = 0) -> tuple[np.ndarray, dict]:
@@ -52,8 +56,9 @@ class ImageInput:
     multi_frame = True  # scoring gives every frame of a multi-frame file its own row
     columns = ("path",)
 
-    def __init__(self, geometry: ImageGeometry):
+    def __init__(self, geometry: ImageGeometry, profile: ProfileCheck | None = None):
         self.geometry = geometry
+        self.profile = profile
 
     def source_of(self, path: str) -> tuple:
         return (str(path),)
@@ -78,13 +83,14 @@ class SliceStackInput:
     multi_frame = False  # one slice is one image
     columns = ("prev_path", "path", "next_path", "box")
 
-    def __init__(self, geometry: ImageGeometry, rows: pd.DataFrame):
+    def __init__(self, geometry: ImageGeometry, rows: pd.DataFrame, profile: ProfileCheck | None = None):
         from .ct import ROW_COLUMNS
 
         missing = [c for c in ROW_COLUMNS if c not in rows.columns]
         if missing:
             raise UserError(f"CT input rows need column(s) {', '.join(missing)}")
         self.geometry = geometry
+        self.profile = profile
         self.rows = rows.drop_duplicates("path").set_index("path", drop=False)
 
     def source_of(self, path: str) -> tuple:
@@ -116,14 +122,16 @@ InputBuilder = ImageInput | SliceStackInput
 
 
 def input_builder(geometry: ImageGeometry, *, roi: bool = False, neighbours: bool = False,
-                  images: pd.DataFrame | None = None, boxes: pd.DataFrame | None = None) -> InputBuilder:
+                  images: pd.DataFrame | None = None, boxes: pd.DataFrame | None = None,
+                  profile: ProfileCheck | None = None) -> InputBuilder:
     """The builder for a model's inputs, decided once: a plain image, or the CT region and neighbours.
 
     CT inputs need the manifest's image table (series and slice order) and box table; pass the
-    whole manifest so every slice finds its neighbours.
+    whole manifest so every slice finds its neighbours. ``profile``: inputs outside it are
+    ``OUTSIDE`` (``decode_with_status``).
     """
     if not (roi or neighbours):
-        return ImageInput(geometry)
+        return ImageInput(geometry, profile)
     if images is None:
         raise UserError("this model reads a region of interest and neighbouring slices: it needs a manifest with "
                         "boxes and series (e.g. tfxray evaluate RUN_DIR --data MANIFEST)")
@@ -131,14 +139,16 @@ def input_builder(geometry: ImageGeometry, *, roi: bool = False, neighbours: boo
 
     empty = pd.DataFrame(columns=["path", "x1", "y1", "x2", "y2"])
     return SliceStackInput(geometry, ct_rows(images, boxes if boxes is not None else empty, roi=roi,
-                                             neighbours=neighbours))
+                                             neighbours=neighbours), profile)
 
 
 def decode_with_status(builder: InputBuilder, source: tuple, frame: int = 0):
     """(image, status, reason, metadata, frames) for one source; never raises for a bad file.
 
     A file that holds no image is ``SKIPPED``, one that cannot be read an ``ERROR`` (a blank
-    image), each with a one-line reason; a CT input whose neighbour failed names that file.
+    image), each with a one-line reason; a CT input whose neighbour failed names that file. With
+    the builder's ``profile``, an image outside it is ``OUTSIDE`` (a blank image, its metadata,
+    the profile's reason, one frame: the others are not read).
     """
     g = builder.geometry
     blank = np.zeros((g.size, g.size, g.channels), np.float32)
@@ -152,6 +162,11 @@ def decode_with_status(builder: InputBuilder, source: tuple, frame: int = 0):
         return blank, ERROR, "MemoryError: the image does not fit in memory", {}, 1
     except Exception as exc:  # noqa: BLE001  a broken file becomes a row, never a crash
         return blank, ERROR, (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:300], {}, 1
+    profile = getattr(builder, "profile", None)
+    if profile is not None:
+        reason = profile.reason(meta)
+        if reason:
+            return blank, OUTSIDE, reason, meta, 1
     frames = max(int(meta.get("frames") or 1), 1) if builder.multi_frame else 1
     return image, OK, "", meta, frames
 

@@ -4,10 +4,17 @@ A data set is a folder with one sub-folder per class, or a CSV manifest with col
 path, label and optionally patient_id, study_id, series_id, slice_index, x1, y1, x2, y2,
 split, fold. Relative paths resolve against the CSV's folder. An image may appear on
 several rows, one per box; an identical duplicate row is an error.
+
+Headers are matched without regard to case or separators (``PatientID``, ``Patient ID``,
+``patient-id`` are ``patient_id``), and the usual other names of the id columns are read as
+them (``COLUMN_ALIASES``: ``patient``, ``subject_id``, ``StudyInstanceUID``...). A header one
+typing slip from a column tfxray reads (``patinet_id``) is refused with the column it nearly
+names, so a misspelt patient column never turns a patient-grouped split into an image-grouped one.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +25,16 @@ from ..errors import UserError
 
 IMAGE_COLUMNS = ("path", "label", "patient_id", "study_id", "series_id", "slice_index", "split", "fold")
 BOX_COLUMNS = ("x1", "y1", "x2", "y2")
+TEXT_COLUMNS = ("patient_id", "study_id", "series_id", "label")  # ids stay text: "007" is not 7
 MAX_LISTED_PROBLEMS = 20
+# Other names of the id columns (normalised: lower case, letters and digits only)
+COLUMN_ALIASES = {
+    "patient": "patient_id", "patientnumber": "patient_id", "patientno": "patient_id", "subject": "patient_id",
+    "subjectid": "patient_id",
+    "study": "study_id", "studyuid": "study_id", "studyinstanceuid": "study_id", "accessionnumber": "study_id",
+    "series": "series_id", "seriesuid": "series_id", "seriesinstanceuid": "series_id",
+    "slice": "slice_index",
+}
 
 
 @dataclass
@@ -43,6 +59,13 @@ class Manifest:
         """The manifest as a CSV holds it: one row per box, one row for an image without a box."""
         return self.images.merge(self.boxes, on="path", how="left")
 
+    @property
+    def group_by(self) -> str:
+        """The unit splits keep on one side: patient_id, else study_id, else image."""
+        from .splits import group_unit
+
+        return group_unit(self.images)
+
     def boxes_for(self, path: str) -> np.ndarray:
         return self.boxes.loc[self.boxes["path"] == path, list(BOX_COLUMNS)].to_numpy(np.float32)
 
@@ -55,13 +78,73 @@ def load_manifest(source: str | Path, classes: list[str] | None = None, check_fi
         base = source
     elif source.is_file():
         try:
-            table = pd.read_csv(source, dtype={"patient_id": str, "study_id": str, "series_id": str, "label": str})
+            header = pd.read_csv(source, nrows=0).columns
+            names = canonical_columns(header, source)
+            table = pd.read_csv(source, dtype={h: str for h in header if names.get(h, h) in TEXT_COLUMNS})
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
             raise UserError(f"{source}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+        table = table.rename(columns=names)
         base = source.parent
     else:
         raise UserError(f"{source}: no such manifest file or folder")
     return _validate(table, base, source, classes, check_files)
+
+
+def _normalised(name) -> str:
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps."""
+    previous2, previous = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if previous2 is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], previous2[j - 2] + 1)
+        previous2, previous = previous, row
+    return previous[-1]
+
+
+def canonical_columns(header, source) -> dict[str, str]:
+    """{header: column tfxray reads} for the headers that name one, however spelt; see the module docstring.
+
+    A header that is exactly a column's name wins over a spelling of it, and a spelling over an
+    alias; two headers naming one column at the same rank are refused, as is a header one slip
+    (an edit, or two in a long name) from a column the manifest lacks.
+    """
+    known = IMAGE_COLUMNS + BOX_COLUMNS
+    spelt = {_normalised(c): c for c in known}
+    ranked: dict[str, list[tuple[int, str]]] = {}
+    for name in header:
+        key = _normalised(name)
+        if name in known:
+            column, rank = name, 0
+        elif key in spelt:
+            column, rank = spelt[key], 1
+        else:
+            column, rank = COLUMN_ALIASES.get(key), 2
+        if column is not None:
+            ranked.setdefault(column, []).append((rank, name))
+    names = {}
+    for column, candidates in ranked.items():
+        best = min(rank for rank, _ in candidates)
+        chosen = [name for rank, name in candidates if rank == best]
+        if len(chosen) > 1:
+            raise UserError(f"{source}: columns {', '.join(map(repr, chosen))} all name {column}; keep one")
+        names[chosen[0]] = column
+    for name in header:
+        if name in names or _normalised(name) in spelt or _normalised(name) in COLUMN_ALIASES:
+            continue
+        key = _normalised(name)
+        for target in [*spelt, *COLUMN_ALIASES]:
+            column = spelt.get(target) or COLUMN_ALIASES[target]
+            near = len(target) >= 4 and _edit_distance(key, target) <= (2 if len(target) >= 9 else 1)
+            if near and column not in ranked:
+                raise UserError(f"{source}: column {name!r} is not one tfxray reads (did you mean {column!r}?); "
+                                f"rename it")
+    return names
 
 
 def _table_from_folders(folder: Path) -> pd.DataFrame:
@@ -82,7 +165,7 @@ def _validate(table: pd.DataFrame, base: Path, source: Path, classes: list[str] 
         raise UserError(f"{source}: missing column(s) {', '.join(missing)} (found: {', '.join(table.columns)})")
     table = table.copy()
     table["label"] = table["label"].astype(str).str.strip()
-    table["path"] = [str(p if Path(p).is_absolute() else (base / p)) for p in table["path"].astype(str)]
+    table["path"] = [os.path.abspath(p if Path(p).is_absolute() else (base / p)) for p in table["path"].astype(str)]
     has_boxes = all(c in table.columns for c in BOX_COLUMNS)
     problems: list[str] = []
 
@@ -139,12 +222,16 @@ def _validate(table: pd.DataFrame, base: Path, source: Path, classes: list[str] 
 
     image_columns = [c for c in IMAGE_COLUMNS if c in table.columns]
     images = table[image_columns].drop_duplicates("path").reset_index(drop=True)
-    if "patient_id" not in images.columns:  # without patients, each image is its own group
-        images["patient_id"] = [f"image-{i}" for i in range(len(images))]
-    images["patient_id"] = images["patient_id"].fillna("").astype(str)
-    images.loc[images["patient_id"] == "", "patient_id"] = [
-        f"image-{i}" for i in np.flatnonzero(images["patient_id"] == "")
-    ]
+    # Without a patient column splits group by study, else by image (data.splits.group_unit); an
+    # image left without a patient in a patient column is its own patient.
+    for column in ("patient_id", "study_id"):  # an empty column names nothing
+        if column in images.columns and (images[column].fillna("").astype(str).str.strip() == "").all():
+            images = images.drop(columns=column)
+    if "patient_id" in images.columns:
+        images["patient_id"] = images["patient_id"].fillna("").astype(str)
+        images.loc[images["patient_id"] == "", "patient_id"] = [
+            f"image-{i}" for i in np.flatnonzero(images["patient_id"] == "")
+        ]
     if has_boxes:
         boxes = table.loc[table[list(BOX_COLUMNS)].notna().all(axis=1), ["path", *BOX_COLUMNS]]
         boxes = boxes.astype({c: np.float32 for c in BOX_COLUMNS}).reset_index(drop=True)

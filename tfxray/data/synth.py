@@ -11,12 +11,15 @@ has to find the line.
 
 Each image is drawn from its own generator seeded by (seed, task, index), so a data set
 is deterministic for a seed and the same whatever the order of generation.
+
+The detection phantoms (``pelvis``, ``skeleton``: several boxes per image, graded
+difficulty) live in ``synth_detection.py`` and are registered here.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -26,11 +29,23 @@ from scipy import ndimage
 
 from ..errors import UserError
 from ..io import atomic_path, atomic_write_text
+from . import SYNTH_TASKS
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One boxed finding of an image with several: its box and per-box manifest columns."""
+
+    box: tuple[float, float, float, float]
+    tags: dict = field(default_factory=dict)  # e.g. {"side": "left", "difficulty": "subtle"}
+
 
 @dataclass
 class Phantom:
     pixels: np.ndarray  # float32 (H, W) in [0, 1], bone bright
     box: tuple[float, float, float, float] | None  # x1, y1, x2, y2 of the fracture, pixels
+    findings: list[Finding] | None = None  # several boxes (detection tasks); when set, ``box`` is ignored
+    tags: dict = field(default_factory=dict)  # per-image manifest columns, e.g. {"site": "knee"}
 
 
 # --------------------------------------------------------------------------- drawing
@@ -251,19 +266,56 @@ def render_ct_slice(rng: np.random.Generator, size: int, malignant: bool, subjec
     return Phantom(np.clip(image, 0, 1).astype(np.float32), box)
 
 
+def _render_pelvis(*args) -> Phantom:
+    from .synth_detection import render_pelvis  # imported on use: synth_detection builds on this module
+
+    return render_pelvis(*args)
+
+
+def _render_skeleton(*args) -> Phantom:
+    from .synth_detection import render_skeleton
+
+    return render_skeleton(*args)
+
+
+def _pelvis_traits(rng: np.random.Generator, kind: str) -> dict:
+    from .synth_detection import pelvis_study, pelvis_subject
+
+    return (pelvis_subject if kind == "subject" else pelvis_study)(rng)
+
+
+def _skeleton_traits(rng: np.random.Generator, kind: str) -> dict:
+    from .synth_detection import skeleton_study, skeleton_subject
+
+    return (skeleton_subject if kind == "subject" else skeleton_study)(rng)
+
+
 @dataclass(frozen=True)
 class Task:
     render: Callable[..., Phantom]
     classes: tuple[str, str]  # negative, positive
     slices: bool = False  # a series of adjacent slices per study (CT)
     box_every_image: bool = False  # a region-of-interest box on every image, not only positives
+    body_part: str = "WRIST"  # DICOM BodyPartExamined
+    views: tuple[int, int] = (1, 4)  # views per study, drawn from [low, high)
+    # traits(rng, "subject" | "study") -> dict, for tasks with their own patient traits and a
+    # finding shared by a study's views (``subject["study"]``); None: ``_subject``
+    traits: Callable[[np.random.Generator, str], dict] | None = None
+    image_columns: tuple[str, ...] = ()  # extra per-image manifest columns (Phantom.tags)
+    box_columns: tuple[str, ...] = ()  # extra per-box manifest columns (Finding.tags)
 
 
 TASKS: dict[str, Task] = {
     "wrist": Task(render_wrist, ("normal", "fracture")),
-    "spine": Task(render_spine, ("normal", "fracture")),
-    "ct": Task(render_ct_slice, ("benign", "malignant"), slices=True, box_every_image=True),
+    "spine": Task(render_spine, ("normal", "fracture"), body_part="LSPINE"),
+    "ct": Task(render_ct_slice, ("benign", "malignant"), slices=True, box_every_image=True, body_part="SPINE"),
+    "pelvis": Task(_render_pelvis, ("normal", "fracture"), body_part="PELVIS", views=(1, 2), traits=_pelvis_traits,
+                   box_columns=("side", "difficulty")),
+    "skeleton": Task(_render_skeleton, ("normal", "fracture"), body_part="EXTREMITY", traits=_skeleton_traits,
+                     image_columns=("site",), box_columns=("difficulty",)),
 }
+if TASKS.keys() != SYNTH_TASKS.keys():  # the CLI lists SYNTH_TASKS: keep the two in step
+    raise ImportError(f"synth tasks {sorted(TASKS)} differ from tfxray.data.SYNTH_TASKS {sorted(SYNTH_TASKS)}")
 
 
 # --------------------------------------------------------------------------- data set
@@ -289,7 +341,7 @@ def plan_dataset(n: int, seed: int, task: str = "wrist") -> pd.DataFrame:
         n_studies = 1 if (spec.slices or rng.random() < 0.75) else 2
         for study in range(1, n_studies + 1):
             label = spec.classes[int(rng.random() < 0.5)]
-            count = int(rng.integers(5, 10)) if spec.slices else int(rng.integers(1, 4))
+            count = int(rng.integers(5, 10)) if spec.slices else int(rng.integers(*spec.views))
             for view in range(count):
                 rows.append(
                     {
@@ -321,7 +373,11 @@ def synthesize(
     size: int = 256,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Write ``n`` phantoms and ``manifest.csv`` into ``out_dir``; return the manifest."""
+    """Write ``n`` phantoms and ``manifest.csv`` into ``out_dir``; return the manifest.
+
+    The manifest has one row per box (an image without a box keeps one row), plus the task's
+    extra columns: ``site`` per image, ``side`` and ``difficulty`` per box (detection tasks).
+    """
     if task not in TASKS:
         raise UserError(f"--task: unknown task {task!r} (valid: {', '.join(TASKS)})")
     if fmt not in ("png", "dicom"):
@@ -333,16 +389,22 @@ def synthesize(
     out_dir = Path(out_dir)
     plan = plan_dataset(n, seed, task)
     spec = TASKS[task]
-    subjects = {pid: _subject(_rng(seed, task, "subject", pid)) for pid in plan.patient_id.unique()}
+    if spec.traits is None:
+        subjects = {pid: _subject(_rng(seed, task, "subject", pid)) for pid in plan.patient_id.unique()}
+    else:
+        subjects = {pid: spec.traits(_rng(seed, task, "subject", pid), "subject") for pid in plan.patient_id.unique()}
+        studies = {sid: spec.traits(_rng(seed, task, "study", sid), "study") for sid in plan.study_id.unique()}
     series = {sid: _series_traits(_rng(seed, task, "series", sid)) for sid in plan.study_id.unique()}
     rows = []
-    from tqdm import tqdm
+    from ..progress import progress as progress_bar
 
-    for index, item in tqdm(plan.iterrows(), total=len(plan), desc="synth", unit="img", disable=not progress):
+    for index, item in progress_bar(plan.iterrows(), total=len(plan), desc="synth", unit="img", disable=not progress):
         rng = _rng(seed, task, index)
         subject = subjects[item.patient_id]
         if spec.slices:
             subject = {**subject, "series": series[item.study_id], "offset": item.offset}
+        if spec.traits is not None:
+            subject = {**subject, "study": studies[item.study_id]}
         phantom = spec.render(rng, size, item.label == spec.classes[1], subject)
         rel = Path("images") / item.patient_id / f"{item.study_id}_{item.view}.{'dcm' if fmt == 'dicom' else 'png'}"
         path = out_dir / rel
@@ -351,20 +413,22 @@ def synthesize(
             write_png16(path, phantom.pixels)
         else:
             write_dicom(path, phantom.pixels, rng, seed=seed, index=index, item=item, task=task)
-        x1, y1, x2, y2 = phantom.box if phantom.box else (np.nan,) * 4
-        rows.append(
-            {
-                "path": rel.as_posix(),
-                "label": item.label,
-                "patient_id": item.patient_id,
-                "study_id": item.study_id,
-                **({"series_id": item.study_id, "slice_index": int(item.view)} if spec.slices else {}),
-                "x1": x1,
-                "y1": y1,
-                "x2": x2,
-                "y2": y2,
-            }
-        )
+        image_row = {
+            "path": rel.as_posix(),
+            "label": item.label,
+            "patient_id": item.patient_id,
+            "study_id": item.study_id,
+            **({"series_id": item.study_id, "slice_index": int(item.view)} if spec.slices else {}),
+            **{c: phantom.tags.get(c) for c in spec.image_columns},
+        }
+        if phantom.findings is not None:  # one row per box; an image without one keeps one row
+            findings = phantom.findings
+        else:
+            findings = [Finding(phantom.box)] if phantom.box else []
+        for finding in findings or [None]:
+            x1, y1, x2, y2 = finding.box if finding else (np.nan,) * 4
+            box_tags = {c: (finding.tags.get(c) if finding else None) for c in spec.box_columns}
+            rows.append({**image_row, "x1": x1, "y1": y1, "x2": x2, "y2": y2, **box_tags})
     manifest = pd.DataFrame(rows)
     atomic_write_text(out_dir / "manifest.csv", manifest.to_csv(index=False, float_format="%.1f"))
     return manifest
@@ -416,7 +480,7 @@ def write_dicom(
     ds.StudyID = item.study_id
     ds.InstanceNumber = int(item.view) + 1
     ds.Modality = "CT" if ct else "DX"
-    ds.BodyPartExamined = {"wrist": "WRIST", "spine": "LSPINE", "ct": "SPINE"}[task]
+    ds.BodyPartExamined = TASKS[task].body_part
     if ct:  # axial slices 3 mm apart, positions along the patient's z axis
         ds.ImagePositionPatient = [0.0, 0.0, 3.0 * int(item.view)]
         ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from .plots import fmt, fmt_threshold, number
+from .thresholds import model_rule_text
 
 SUMMARY_NOTES = 3
+
+
+def threshold_rule_text(settings: dict) -> str:
+    """The rule of the report's thresholds, named as training named it when it is the model's."""
+    if settings["threshold_rule"] != "model":
+        return settings["threshold_rule"]
+    value = settings["model_threshold"]
+    if isinstance(value, dict):
+        return "each model's own saved threshold (see the operating points)"
+    return model_rule_text(value, settings.get("model_threshold_rule"))
 
 
 def _with_ci(entry: dict, digits: int = 3, dash: str = "–") -> str:
@@ -45,12 +56,16 @@ def _binary_level_md(name: str, level: dict, settings: dict, files: dict) -> lis
         rows.append([column, f"{m['n_cases']} / {m['n_controls']}", m["n_missing"], fmt(m["auc"]),
                      f"{fmt(m['auc_ci']['lower'])}–{fmt(m['auc_ci']['upper'])}", _ci_method(m["auc_ci"]), direction])
     out += _table(["Model", f"n {pos} / {neg}", "not scored", "AUC", "95% CI", "CI method", "Direction"], rows)
+    caveats = [f"> **Caveat**, {column}: {m['ci_caveat']}." for column, m in level["models"].items()
+               if m.get("ci_caveat")]
+    out += caveats + ([""] if caveats else [])
 
     out += ["### Operating points (exact Clopper–Pearson 95% CIs)", ""]
     rows = []
     for column, m in level["models"].items():
         op, thr = m["operating_point"], m["threshold"]
-        rows.append([column, fmt_threshold(thr["value"]), thr["rule"], op["tp"], op["fp"], op["tn"], op["fn"],
+        rule = thr["description"] if thr["rule"] == "model" else thr["rule"]
+        rows.append([column, fmt_threshold(thr["value"]), rule, op["tp"], op["fp"], op["tn"], op["fn"],
                      *[_with_ci(op[k]) for k in ("sensitivity", "specificity", "accuracy", "ppv", "npv")],
                      fmt(op["f1"]["value"])])
     out += _table(["Model", "Threshold", "Rule", "TP", "FP", "TN", "FN", "Sensitivity", "Specificity", "Accuracy",
@@ -118,6 +133,8 @@ def _multiclass_level_md(name: str, level: dict, settings: dict, files: dict) ->
                      "higher = class" if r["direction"] == "<" else "**lower = class** (flipped)"])
     rows.append(["**macro average**", "", "", fmt(level["macro_auc"]), "(no CI)", ""])
     out += _table(["Class (vs rest)", "Score column", "n class / rest", "AUC", "95% CI", "Direction"], rows)
+    caveats = [f"> **Caveat**, {cls}: {r['ci_caveat']}." for cls, r in level["classes"].items() if r.get("ci_caveat")]
+    out += caveats + ([""] if caveats else [])
     acc = level["argmax"]["accuracy"]
     out += [f"Argmax accuracy: {_with_ci(acc)} (exact 95% CI), {acc['k']} of {acc['n']}.", ""]
     conf = level["argmax"]["confusion"]
@@ -150,8 +167,7 @@ def render_markdown(report: dict, files: dict) -> str:
         out.append(f"- Label column `{s['label_column']}`: {len(s['class_columns'])} classes, one-vs-rest.")
     out.append(f"- Score columns: {', '.join(f'`{c}`' for c in s['score_columns'])}.")
     if report["task"] == "binary":
-        model = f" (model's saved threshold {fmt_threshold(s['model_threshold'])})" if s["threshold_rule"] == "model" else ""
-        out.append(f"- Threshold rule: `{s['threshold_rule']}`{model}.")
+        out.append(f"- Threshold rule: {threshold_rule_text(s)}.")
     if s["ci"] == "delong":
         ci_text = "DeLong (fast midrank algorithm, Sun & Xu 2014), normal, clipped to [0, 1]"
     else:
@@ -171,6 +187,8 @@ def render_markdown(report: dict, files: dict) -> str:
             out += _binary_level_md(name, level, s, files)
         else:
             out += _multiclass_level_md(name, level, s, files)
+    out += _excluded_md(report.get("excluded"))
+    out += _worst_md(report.get("worst"))
     if report.get("readers"):
         out += ["## Readers", ""] + _table(["Reader", "Sensitivity", "Specificity", "Level"],
                                            [[r["name"], fmt(r["sensitivity"]), fmt(r["specificity"]),
@@ -180,12 +198,43 @@ def render_markdown(report: dict, files: dict) -> str:
     return "\n".join(out)
 
 
+def _excluded_md(excluded: dict | None) -> list[str]:
+    """The images left out of the analysis because they lie outside a model's training profile."""
+    if not excluded or not excluded.get("n"):
+        return []
+    out = ["## Excluded images", "",
+           f"{excluded['n']} image(s) of the data lie outside the training profile of the model(s) evaluated and are"
+           f" left out of every number above (listed in [{excluded['file']}]({excluded['file']})):", ""]
+    out += _table(["Reason", "Images"], [[reason, count] for reason, count in excluded["reasons"].items()])
+    return out
+
+
+def _worst_md(worst: dict | None) -> list[str]:
+    """The Grad-CAM gallery of the worst cases, each row linking its panel."""
+    if not worst:
+        return []
+    out = ["## Worst cases (Grad-CAM)", "",
+           f"The {worst['n']} highest-scoring {worst['negative']} images (false positives when called"
+           f" {worst['positive']}) and the {worst['n']} lowest-scoring {worst['positive']} images (false negatives"
+           f" when called {worst['negative']}), image level; panels in `{worst['folder']}/`.", ""]
+    for model, groups in worst["models"].items():
+        for title, key in ((f"Highest-scoring {worst['negative']}", "false_positives"),
+                           (f"Lowest-scoring {worst['positive']}", "false_negatives")):
+            rows = [[c["rank"], f"`{c['path']}`", fmt(c["score"]), c["call"],
+                     f"[panel]({c['panel']})" if c.get("panel") else c.get("note", "no panel")]
+                    for c in groups[key]]
+            heading = f"### {title}" + (f", {model}" if len(worst["models"]) > 1 else "")
+            out += [heading, ""] + (_table(["#", "Image", "Score", "Call", "Grad-CAM"], rows) if rows else ["none", ""])
+            out += [f"![{c['path']}]({c['panel']})" for c in groups[key] if c.get("panel")] + [""]
+    return out
+
+
 def render_summary(report: dict) -> str:
     """The one-screen text: per level and model, AUC (CI), threshold and rule, sens/spec (CI), n."""
     s = report["settings"]
     lines = []
     if report["task"] == "binary":
-        lines.append(f"{s['positive']} (positive) vs {s['negative']} | threshold rule: {s['threshold_rule']}"
+        lines.append(f"{s['positive']} (positive) vs {s['negative']} | threshold rule: {threshold_rule_text(s)}"
                      f" | AUC CI: {'DeLong' if s['ci'] == 'delong' else 'bootstrap'} 95%")
     else:
         lines.append(f"one-vs-rest over {len(s['class_columns'])} classes | AUC CI:"
@@ -206,6 +255,8 @@ def render_summary(report: dict) -> str:
                     continue
                 lines.append(f"  {cls:<{width}}  AUC {fmt(r['auc'])} ({fmt(r['auc_ci']['lower'])}-"
                              f"{fmt(r['auc_ci']['upper'])})  n {r['n_cases']}/{r['n_controls']}")
+                if r.get("ci_caveat"):
+                    lines.append(f"  {'':<{width}}  caveat: {r['ci_caveat']}")
             lines.append(f"  macro-average AUC {fmt(level['macro_auc'])}; argmax accuracy"
                          f" {_with_ci(level['argmax']['accuracy'], dash='-')}")
             if "folds" in level:
@@ -219,9 +270,13 @@ def render_summary(report: dict) -> str:
             flipped = f"  [lower score = {s['positive']}]" if m["direction"] == ">" else ""
             lines.append(f"  {column:<{width}}  AUC {fmt(m['auc'])} (95% CI {fmt(ci['lower'])}-{fmt(ci['upper'])})"
                          f"  n {m['n_cases']}/{m['n_controls']}{flipped}")
+            if m.get("ci_caveat"):
+                lines.append(f"{pad}caveat: {m['ci_caveat']}")
             op, thr = m["operating_point"], m["threshold"]
             ties = f", {len(thr['ties'])} tied" if len(thr["ties"]) > 1 else ""
-            lines.append(f"{pad}threshold {fmt_threshold(thr['value'])} ({thr['rule']}{ties})"
+            chosen = thr["description"] if thr["rule"] == "model" else \
+                f"threshold {fmt_threshold(thr['value'])} ({thr['rule']}{ties})"
+            lines.append(f"{pad}{chosen}"
                          f"  sens {_with_ci(op['sensitivity'], dash='-')}  spec {_with_ci(op['specificity'], dash='-')}")
             if "folds" in m:
                 f = m["folds"]

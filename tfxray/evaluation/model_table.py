@@ -19,20 +19,67 @@ PATIENT_COLUMN = "patient_id"  # the manifest's patient column, kept in the scor
 
 def model_arguments(info: dict, *, label_column: str | None = None, positive=None,
                     threshold: str | None = None) -> dict:
-    """evaluate_table's label_column, positive, score_columns, classes, threshold and
-    model_threshold: what the user gave, else the model's (label column ``label``, the model's
-    positive class, its saved threshold with the rule ``model``)."""
+    """evaluate_table's label_column, positive, score_columns, classes, threshold,
+    model_threshold and model_threshold_rule: what the user gave, else the model's (label column
+    ``label``, the model's positive class, its saved threshold with the rule ``model``, named by
+    the rule that chose it at training).
+
+    A two-class model's score is the probability of its positive class: a ``positive`` that is
+    the model's other class contradicts it and is refused (a UserError, one line).
+    """
     classes = [str(c) for c in info.get("classes") or []]
     arguments = {
         "label_column": label_column or LABEL_COLUMN,
         "threshold": threshold or "model",
         "model_threshold": info.get("threshold"),
+        "model_threshold_rule": info.get("threshold_rule"),
     }
     if len(classes) > 2:
         arguments.update(score_columns=[f"score_{c}" for c in classes], classes=classes, positive=positive)
     else:
+        check_positive(info, positive)
         arguments.update(score_columns=["score"], classes=None, positive=positive or info["positive"])
     return arguments
+
+
+def check_positive(info: dict, positive) -> None:
+    """Refuse a ``--positive`` that names the model's negative class (its score is the positive class's)."""
+    model_positive = str(info.get("positive"))
+    classes = [str(c) for c in info.get("classes") or []]
+    if positive is not None and str(positive) != model_positive and str(positive) in classes:
+        name = f"{info['name']}'s" if info.get("name") else "the model's"
+        raise UserError(f"--positive {positive}: {name} positive class is {model_positive} (its score is the"
+                        f" probability of {model_positive}); leave --positive out or give --positive {model_positive}")
+
+
+def models_arguments(infos: dict[str, dict], *, label_column: str | None = None, positive=None,
+                     threshold: str | None = None) -> dict:
+    """evaluate_table's arguments for several two-class models scored on the same cases, one score
+    column per model (``infos``: {score column: the model's info}).
+
+    The models must share their classes and positive class; each keeps its own saved threshold.
+    """
+    names = list(infos)
+    first = infos[names[0]]
+    for name in names:
+        info = infos[name]
+        if len(info.get("classes") or []) != 2:
+            raise UserError(f"{name}: comparing runs needs two-class models; this one has classes"
+                            f" {'/'.join(map(str, info.get('classes') or []))}")
+        if [str(c) for c in info["classes"]] != [str(c) for c in first["classes"]]:
+            raise UserError(f"{name}: classes {'/'.join(map(str, info['classes']))} differ from {names[0]}'s"
+                            f" {'/'.join(map(str, first['classes']))} (negative first): the runs answer different"
+                            " questions")
+        check_positive({**info, "name": name}, positive)
+    return {
+        "label_column": label_column or LABEL_COLUMN,
+        "threshold": threshold or "model",
+        "model_threshold": {name: info.get("threshold") for name, info in infos.items()},
+        "model_threshold_rule": {name: info.get("threshold_rule") for name, info in infos.items()},
+        "score_columns": names,
+        "classes": None,
+        "positive": positive or first["positive"],
+    }
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ def evaluate_table(
     patient_column: str | None = None,
     aggregate: str = DEFAULT_AGGREGATION,
     threshold: str = "youden",
-    model_threshold: float | None = None,
+    model_threshold: float | dict | None = None,
+    model_threshold_rule: str | dict | None = None,
     ci: str = "delong",
     n_bootstrap: int = 2000,
     seed: int = 0,
@@ -54,6 +55,9 @@ def evaluate_table(
     ``patient_column``) per patient; see the module docstrings for every convention.
 
     ``classes`` (optional) forces a multi-class evaluation when it lists more than two classes.
+    ``model_threshold`` (rule ``model``): the saved threshold, or {score column: threshold} when
+    the columns come from several models; ``model_threshold_rule`` likewise names the rule that
+    chose it at training (``thresholds.model_rule_text``).
     Returns plain JSON data (NaN as None, infinite thresholds as "inf"/"-inf");
     ``report["auc"]`` is the image-level AUC of the first score column.
     """
@@ -73,9 +77,7 @@ def evaluate_table(
         raise UserError(f"bootstrap: {n_bootstrap} resamples are too few for a 95% interval (use 100 or more)")
     rule = thresholds.parse_rule(threshold)
     if rule.kind == "model":
-        if model_threshold is None or not math.isfinite(float(model_threshold)):
-            raise UserError("threshold: rule 'model' needs the model's saved threshold, and none was given")
-        model_threshold = float(model_threshold)
+        model_threshold = _model_thresholds(model_threshold, score_columns)
 
     labels = label_values(df, label_column)
     # Multi-class when told so, or when every one of more than two label values has its score column;
@@ -91,6 +93,7 @@ def evaluate_table(
         "fold_column": fold_column,
         "threshold_rule": str(rule),
         "model_threshold": model_threshold,
+        "model_threshold_rule": model_threshold_rule,
         "ci": ci,
         "n_bootstrap": int(n_bootstrap),
         "seed": int(seed),
@@ -123,6 +126,39 @@ def evaluate_table(
     report["readers"] = readers_table(readers)
     report["notes"] = notes
     return json_ready(report)
+
+
+def _model_thresholds(given, score_columns: list[str]):
+    """The model's saved threshold as a float, or {score column: float} for several models; checked finite."""
+    def finite(value, where: str) -> float:
+        if value is None or not math.isfinite(float(value)):
+            raise UserError(f"threshold: rule 'model' needs the model's saved threshold{where}, and none was given")
+        return float(value)
+
+    if isinstance(given, dict):
+        return {c: finite(given.get(c), f" of score column {c!r}") for c in score_columns}
+    return finite(given, "")
+
+
+def per_column(value, column: str):
+    """A setting given once, or per score column as a dict."""
+    return value.get(column) if isinstance(value, dict) else value
+
+
+def ci_caveat(auc, lower, upper, n_cases: int, n_controls: int) -> str | None:
+    """A caveat for an interval with no width (lower == upper) or an AUC of exactly 0 or 1, else None.
+
+    At perfect separation the DeLong variance is zero and every bootstrap resample separates too:
+    the interval collapses to a point, which says nothing about how sure the estimate is.
+    """
+    if auc is None or lower is None or upper is None or any(map(_isnan, (auc, lower, upper))):
+        return None
+    if not (lower == upper or auc in (0.0, 1.0)):
+        return None
+    why = (f"the scores separate all {n_cases} cases from all {n_controls} controls" if auc in (0.0, 1.0)
+           else "the interval has no width")
+    return (f"degenerate 95% CI {lower:.3f}-{upper:.3f}: {why}, where the CI has no width; it does not mean the AUC"
+            " is known exactly (a small or easy test set cannot rule out a lower AUC on new images)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,7 +240,7 @@ def _isnan(value) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _binary_folds(labels, scores, folds, rule, model_threshold) -> dict:
+def _binary_folds(labels, scores, folds, rule, model_threshold, model_rule=None) -> dict:
     """Per-fold AUC (DeLong CI) and operating point; the threshold rule is applied within each fold."""
     per_fold = []
     for fold in sorted(set(folds), key=_natural_key):
@@ -217,7 +253,8 @@ def _binary_folds(labels, scores, folds, rule, model_threshold) -> dict:
             continue
         direction = roc.choose_direction(y, s)
         fit = delong.delong_ci(y, s, LEVEL, direction)
-        choice = thresholds.choose_threshold(y, s, rule, direction=direction, model_threshold=model_threshold)
+        choice = thresholds.choose_threshold(y, s, rule, direction=direction, model_threshold=model_threshold,
+                                             model_rule=model_rule)
         point = _operating(y, s, choice)
         record.update({"direction": direction, "auc": fit.auc, "auc_lower": fit.lower, "auc_upper": fit.upper,
                        "threshold": choice.threshold, **{k: point[k] for k in ("tp", "fp", "tn", "fn")},
@@ -256,8 +293,10 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
         "bootstrap": _ci("stratified bootstrap, percentile", boot_low, boot_high, n_bootstrap=boot.n_bootstrap,
                          seed=settings["seed"]),
     }
-    choice = thresholds.choose_threshold(y, s, rule, direction=direction, model_threshold=settings["model_threshold"],
-                                         curve=curve)
+    model_threshold = per_column(settings["model_threshold"], column)
+    model_rule = per_column(settings.get("model_threshold_rule"), column)
+    choice = thresholds.choose_threshold(y, s, rule, direction=direction, model_threshold=model_threshold,
+                                         model_rule=model_rule, curve=curve)
     if len(choice.ties) > 1:
         notes.append(f"{data.name} level, {column}: {len(choice.ties)} thresholds tie for the best Youden index;"
                      " all are listed in report.json, the one with the highest sensitivity is used")
@@ -277,6 +316,7 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
         "auc": curve.auc,
         "auc_ci": cis[settings["ci"]],
         "auc_cis": cis,
+        "ci_caveat": ci_caveat(curve.auc, cis[settings["ci"]]["lower"], cis[settings["ci"]]["upper"], m, n),
         "threshold": choice.as_dict(),
         "operating_point": _operating(y, s, choice),
         "roc": _curve_dict(curve, chosen_index),
@@ -294,7 +334,7 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
         notes.append(f"{data.name} level, {column}: the ROC band uses {boot.n_bootstrap} bootstrap resamples"
                      f" ({len(curve) - 1} distinct scores)")
     if data.folds is not None:
-        result["folds"] = _binary_folds(y, s, data.folds[present], rule, settings["model_threshold"])
+        result["folds"] = _binary_folds(y, s, data.folds[present], rule, model_threshold, model_rule)
     return result
 
 
@@ -371,7 +411,10 @@ def _multiclass_level(data: LevelData, settings: dict, notes: list[str]) -> dict
             cis["bootstrap"] = _ci("stratified bootstrap, percentile", low, high, n_bootstrap=settings["n_bootstrap"],
                                    seed=settings["seed"])
         curve = roc.roc_curve(y, s, direction)
-        record.update(direction=direction, direction_note=note, auc=fit.auc, auc_ci=cis[settings["ci"]], auc_cis=cis,
+        chosen = cis[settings["ci"]]
+        record.update(direction=direction, direction_note=note, auc=fit.auc, auc_ci=chosen, auc_cis=cis,
+                      ci_caveat=ci_caveat(fit.auc, chosen["lower"], chosen["upper"], record["n_cases"],
+                                          record["n_controls"]),
                       roc=_curve_dict(curve))
         per_class[cls] = record
     aucs = [r["auc"] for r in per_class.values() if r["auc"] is not None]

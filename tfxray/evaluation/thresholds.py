@@ -16,7 +16,9 @@ Rules (``--threshold``):
   toward "more positives" (the lowest for '<'): target specificity met with the best sensitivity;
 - ``model``: the threshold saved with the model, passed in by the caller. It is applied with the
   model's own rule, score >= t is positive, whatever the curve's direction, so that the operating
-  point is what the deployed model does.
+  point is what the deployed model does. It is named with the rule that chose it at training
+  (``model_rule_text``: "model's threshold 0.47 (youden on the validation split)"), the words
+  training printed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ from ..errors import UserError
 from .roc import RocCurve, as_binary_labels, as_scores, roc_curve
 
 _RULE_HELP = "use a number (e.g. 0.5), youden, sensitivity:X, specificity:X (X in (0, 1]) or model"
+
+
+def model_rule_text(threshold, rule: str | None = None) -> str:
+    """How a model's saved threshold is named everywhere: "model's threshold 0.47 (youden on the validation split)"."""
+    text = f"model's threshold {float(threshold):.4g}"
+    return f"{text} ({rule})" if rule else text
 
 
 @dataclass(frozen=True)
@@ -112,13 +120,15 @@ def choose_threshold(
     *,
     direction: str = "<",
     model_threshold: float | None = None,
+    model_rule: str | None = None,
     curve: RocCurve | None = None,
 ) -> ThresholdChoice:
     """The threshold chosen by ``rule`` on these labels (1/True = positive) and scores.
 
     ``direction`` is the curve's ('<', '>' or 'auto', see roc.py); pass ``curve`` when the
     caller already holds it. Returns a ThresholdChoice with the value, how to apply it, a
-    sentence saying which rule chose it, and the tied optimal points for youden.
+    sentence saying which rule chose it, and the tied optimal points for youden. ``model_rule``:
+    the rule that chose the model's threshold at training, for its description.
     """
     rule = parse_rule(rule)
     labels = as_binary_labels(labels)
@@ -131,7 +141,7 @@ def choose_threshold(
         if model_threshold is None or not math.isfinite(float(model_threshold)):
             raise UserError("threshold: rule 'model' needs the model's saved threshold, and none was given")
         t = float(model_threshold)
-        return ThresholdChoice(t, "model", "<", f"the model's saved threshold {t:.6g} (score >= threshold is positive)")
+        return ThresholdChoice(t, "model", "<", model_rule_text(t, model_rule))
     if rule.kind == "fixed":
         t = float(rule.target)
         return ThresholdChoice(t, str(rule), direction, f"fixed threshold {t:.6g} given by the user")

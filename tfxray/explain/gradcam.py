@@ -181,15 +181,17 @@ def explain_images(bundle: Bundle, images: np.ndarray, labels: list[str], scores
 
 
 def explain_paths(bundle: Bundle, paths: list[str], *, layer: str | None = None, method: str = "gradcam",
-                  batch_size: int = 16, manifest=None, failures: list | None = None) -> list[Heatmap]:
+                  batch_size: int = 16, manifest=None, failures: list | None = None,
+                  check_profile: bool = True) -> list[Heatmap]:
     """Heatmaps for image files, many images per gradient computation (frame 0 of multi-frame files).
 
     Each image is the input the model was trained on, built by the bundle's input builder
     (``models.inference.inputs_for``): a CT model explains its region of interest and
     neighbour slices, which needs ``manifest``. A file that cannot be read raises
-    ``ImageReadError``; with ``failures``, it is left out and (path, reason) appended there.
+    ``ImageReadError``; with ``failures``, it is left out and (path, reason) appended there, as is
+    an image outside the model's training profile (unless ``check_profile`` is False).
     """
-    builder = inputs_for(bundle, manifest)
+    builder = inputs_for(bundle, manifest, check_profile=check_profile)
     out: list[Heatmap] = []
     for start in range(0, len(paths), batch_size):
         loaded = []

@@ -2,7 +2,8 @@
 
 ``write_panels`` is what ``tfxray gradcam`` and the demo run: find the image files, explain
 them in batches with the bundle's own inputs, write one panel each (boxes drawn when a manifest
-gives them), and score the pointing game over the boxed images.
+gives them), and score the pointing game over the boxed images. ``write_case_panels`` writes
+panels under names the caller chose (``evaluate --worst``'s gallery).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ..errors import UserError
 from ..images import list_files
 from ..io import atomic_write_json, atomic_write_text
 from ..models.bundle import Bundle
+from ..progress import progress as progress_bar
 from .gradcam import explain_paths, heatmap_boxes, localization, panel_name, save_panel
 
 POINTING_JSON, POINTING_CSV = "pointing_game.json", "pointing_game.csv"
@@ -49,17 +51,16 @@ def boxes_by_file(manifest: Manifest) -> dict[str, np.ndarray]:
 
 def write_panels(bundle: Bundle, items, out: Path, *, method: str = "gradcam", layer: str | None = None,
                  batch_size: int = 16, boxes: Manifest | None = None, max_panels: int | None = None,
-                 progress: bool = True) -> PanelRun:
+                 progress: bool = True, check_profile: bool = True) -> PanelRun:
     """A panel per image of ``items`` (files or folders) in ``out``; with ``boxes``, the localization check.
 
     Without ``items`` the boxed images of ``boxes`` are explained. Panels are named after each
     image's path below the folder all images share (``panel_name``). ``max_panels`` caps the
     panels written; the localization check still covers every boxed image. Files that hold no
-    image or cannot be read are left out and listed in ``PanelRun.failures``. The manifest
+    image or cannot be read are left out and listed in ``PanelRun.failures``, as are images
+    outside the model's training profile (unless ``check_profile`` is False). The manifest
     also serves a CT model, whose inputs need its boxes and series.
     """
-    from tqdm import tqdm
-
     if batch_size < 1:
         raise UserError(f"--batch-size: must be at least 1, got {batch_size}")
     by_file = boxes_by_file(boxes) if boxes is not None else {}
@@ -76,10 +77,10 @@ def write_panels(bundle: Bundle, items, out: Path, *, method: str = "gradcam", l
     run = PanelRun()
     heatmaps, heatmap_box_list = [], []
     no_box = np.zeros((0, 4), np.float32)
-    for start in tqdm(range(0, len(paths), batch_size), desc="grad-cam", unit="batch", disable=not progress):
+    for start in progress_bar(range(0, len(paths), batch_size), desc="grad-cam", unit="batch", disable=not progress):
         chunk = paths[start:start + batch_size]
         explained = explain_paths(bundle, chunk, layer=layer, method=method, batch_size=batch_size, manifest=boxes,
-                                  failures=run.failures)
+                                  failures=run.failures, check_profile=check_profile)
         for heatmap in explained:
             path = heatmap.path
             relative = os.path.relpath(path, root).replace(os.sep, "/")
@@ -100,3 +101,25 @@ def write_panels(bundle: Bundle, items, out: Path, *, method: str = "gradcam", l
                 out / POINTING_JSON, {"method": method, "layer": layer or "default", **summary})
             run.files["pointing_game.csv"] = atomic_write_text(out / POINTING_CSV, pd.DataFrame(rows).to_csv(index=False))
     return run
+
+
+def write_case_panels(bundle: Bundle, cases: list[tuple[str, str]], out: Path, *, method: str = "gradcam",
+                      batch_size: int = 16, manifest: Manifest | None = None) -> dict[str, Path | str]:
+    """A panel per case, named by the caller: ``cases`` are (image path, panel file name) pairs.
+
+    Returns {path: panel path}, or {path: reason} for an image that could not be explained. The
+    manifest serves a CT model (its boxes and series) and draws the cases' reference boxes.
+    """
+    names = dict(cases)
+    by_file = boxes_by_file(manifest) if manifest is not None and len(manifest.boxes) else {}
+    failures: list[tuple[str, str]] = []
+    written: dict[str, Path | str] = {}
+    no_box = np.zeros((0, 4), np.float32)
+    for heatmap in explain_paths(bundle, list(names), method=method, batch_size=batch_size, manifest=manifest,
+                                 failures=failures):
+        path = heatmap.path
+        image_boxes = by_file.get(os.path.realpath(path), no_box)
+        drawn = heatmap_boxes(bundle, heatmap, image_boxes) if len(image_boxes) else None
+        written[path] = save_panel(heatmap, out / names[path], box=drawn)
+    written.update(failures)
+    return written

@@ -24,11 +24,12 @@ AUDIT_COLUMNS = [
     "path", "kind", "status", "reason", "modality", "photometric", "bits_stored", "transfer_syntax", "rows", "cols",
     "frames", "sop_uid", "study_uid", "patient_id", "duplicate_sop",
 ]
+PROFILE_COLUMN = "outside_profile"  # with a run's profile check: why the file lies outside it ('' inside)
 # Decode at most this size: the audit checks decodability, it does not need full-size pixels.
 _AUDIT_MAX_SIZE = 1024
 
 
-def audit_folder(folder, manifest=None, *, progress: bool = False) -> pd.DataFrame:
+def audit_folder(folder, manifest=None, *, progress: bool = False, profile=None) -> pd.DataFrame:
     """One row per file under ``folder``: kind, status (ok | error | skipped), reason and header facts.
 
     ``manifest``: a CSV path or a DataFrame with ``path``, ``split`` (or ``fold``) and
@@ -36,8 +37,12 @@ def audit_folder(folder, manifest=None, *, progress: bool = False) -> pd.DataFra
     for a DataFrame). The frame's ``attrs`` hold the manifest facts the rows cannot:
     ``leaking_patients`` (manifest patient IDs in more than one split) and
     ``manifest_missing`` (manifest paths not found under ``folder``).
+
+    ``profile``: a check of a readable file's metadata (``data.profile.ProfileCheck.reason``, a
+    callable giving '' inside the model's training profile, else the reason): adds the column
+    ``outside_profile``.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress as progress_bar
 
     from .reader import read_image
 
@@ -51,9 +56,9 @@ def audit_folder(folder, manifest=None, *, progress: bool = False) -> pd.DataFra
     rows = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns about every odd header; the table says what matters
-        for path in tqdm(files, desc="inspect", unit="file", disable=not progress, leave=False):
-            rows.append(_audit_file(path, folder, read_image))
-    table = pd.DataFrame(rows, columns=AUDIT_COLUMNS)
+        for path in progress_bar(files, desc="inspect", unit="file", disable=not progress):
+            rows.append(_audit_file(path, folder, read_image, profile))
+    table = pd.DataFrame(rows, columns=AUDIT_COLUMNS + ([PROFILE_COLUMN] if profile is not None else []))
     for column in ("bits_stored", "rows", "cols", "frames"):
         table[column] = table[column].astype("Int64")
 
@@ -65,7 +70,7 @@ def audit_folder(folder, manifest=None, *, progress: bool = False) -> pd.DataFra
     return table
 
 
-def _audit_file(path: Path, folder: Path, read_image) -> dict:
+def _audit_file(path: Path, folder: Path, read_image, profile=None) -> dict:
     row = dict.fromkeys(AUDIT_COLUMNS)
     row["path"] = path.relative_to(folder).as_posix()
     try:
@@ -79,6 +84,8 @@ def _audit_file(path: Path, folder: Path, read_image) -> dict:
     for key in ("modality", "photometric", "bits_stored", "transfer_syntax", "rows", "cols", "frames", "sop_uid",
                 "study_uid", "patient_id"):
         row[key] = meta.get(key)
+    if profile is not None:
+        row[PROFILE_COLUMN] = profile(meta)
     return row
 
 
@@ -193,6 +200,12 @@ def summarize_audit(table: pd.DataFrame, *, top: int = 10) -> list[str]:
             lines += [f"  {count:>6}  {reason}" for reason, count in reasons.most_common(top)]
             if len(reasons) > top:
                 lines.append(f"  … and {len(reasons) - top} other reasons (see the CSV)")
+    if PROFILE_COLUMN in table.columns:
+        outside = Counter(r for r in table[PROFILE_COLUMN] if isinstance(r, str) and r)
+        lines.append(f"outside the model's training profile (scoring skips them): {sum(outside.values())}")
+        lines += [f"  {count:>6}  {reason}" for reason, count in outside.most_common(top)]
+        if len(outside) > top:
+            lines.append(f"  … and {len(outside) - top} other reasons (see the CSV)")
     duplicates = table[table["duplicate_sop"]]
     if len(duplicates):
         lines.append(f"duplicate SOP instance UIDs: {duplicates['sop_uid'].nunique()} UID(s) shared by"
@@ -214,9 +227,13 @@ def summarize_audit(table: pd.DataFrame, *, top: int = 10) -> list[str]:
 
 
 def audit_problems(table: pd.DataFrame) -> int:
-    """How many findings should stop a run: undecodable files, duplicate UIDs, leaking patients."""
+    """How many findings should stop a run: undecodable files, duplicate UIDs, leaking patients, and
+    (with a run's profile) files outside what the model was trained on."""
+    outside = 0
+    if PROFILE_COLUMN in table.columns:
+        outside = int(sum(isinstance(r, str) and bool(r) for r in table[PROFILE_COLUMN]))
     return (int((table["status"] == "error").sum()) + int(table["duplicate_sop"].sum())
-            + len(table.attrs.get("leaking_patients", [])))
+            + len(table.attrs.get("leaking_patients", [])) + outside)
 
 
 def _counts(values: pd.Series) -> str:

@@ -40,6 +40,12 @@ class BackboneSpec:
     def stage_names(self) -> list[str]:
         return [name for name, _ in self.stages]
 
+    @property
+    def pretrained(self) -> bool:
+        """Pretrained weights exist for it (Keras' ImageNet file or torchvision's); False for a backbone
+        meant to be trained from scratch (``tiny_cnn``)."""
+        return bool(self.imagenet_file or self.torchvision_name)
+
 
 def _keras_application(constructor_name: str, **options) -> Callable:
     def build(input_tensor, weights):
@@ -356,18 +362,34 @@ def build_backbone_output(name: str, input_tensor, weights: str | None = None):
         return spec.builder(input_tensor, "imagenet" if keras_weights == "imagenet" else None)
     except Exception as exc:  # Keras downloads ImageNet weights at construction and fails offline
         if keras_weights == "imagenet" and _looks_like_network_error(exc):
-            raise UserError(
-                f"model.weights: ImageNet weights for {name} could not be downloaded ({type(exc).__name__}); "
-                f"on a machine with a network fetch {spec.imagenet_url or spec.imagenet_file}, bring it here and run "
-                f"'tfxray weights import {spec.imagenet_file}' (checks its hash and copies it into Keras' cache; "
-                f"see 'tfxray weights list')"
-            ) from None
+            raise UserError(offline_weights_message(name, download_failure(exc))) from None
         raise
 
 
 def _looks_like_network_error(exc: Exception) -> bool:
     text = f"{type(exc).__name__} {exc}".lower()
     return any(word in text for word in ("url", "http", "connection", "resolve", "network", "fetch", "download"))
+
+
+def download_failure(exc: BaseException) -> str:
+    """Why a download failed, in a few words: Keras' 'URL fetch failure on URL: None -- [Errno -3]
+    Temporary failure in name resolution' becomes the part after the URL."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if " -- " in text:
+        text = text.split(" -- ", 1)[1]
+    return text[:160] or type(exc).__name__
+
+
+def offline_weights_message(name: str, reason: str) -> str:
+    """One line: ImageNet weights for ``name`` are not here and could not be fetched; the ways on."""
+    spec = get_spec(name)
+    return (
+        f"model.weights: ImageNet weights for {name} are not in Keras' cache and could not be downloaded ({reason}). "
+        f"To start without a download: --weights none --freeze none (the whole network from random weights), or "
+        f"--backbone tiny_cnn --weights none (a small network meant to train from scratch). To pre-stage the file: "
+        f"fetch {spec.imagenet_url or spec.imagenet_file} on a connected machine, then run 'tfxray weights import "
+        f"{spec.imagenet_file}' here (see 'tfxray weights list')"
+    )
 
 
 def build_backbone(name: str, input_shape: tuple[int, int, int] | None = None, weights: str | None = None):

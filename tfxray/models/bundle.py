@@ -1,7 +1,10 @@
 """A trained model is a folder: ``model.keras`` plus ``tfxray.json`` with all scoring needs.
 
 ``tfxray.json`` holds classes (negative first), positive class, input size and channels,
-resize mode, backbone, threshold and the rule that chose it, and the resolved recipe.
+resize mode, backbone, threshold and the rule that chose it, the resolved recipe, and
+``trained_on``: the profile of the training images (``data.profile``: modalities, photometric
+interpretations, view positions, file kinds, size range), which inference checks every input
+against. Runs saved before it have ``{}``: no check.
 ``channels`` is what the model takes (1 for a gray radiograph); ``gray_input`` records how the
 model turns it into the backbone's input (replicate or sum-first-conv), which happens inside
 the model, so ``score`` feeds ``channels`` either way.
@@ -36,6 +39,7 @@ class BundleMeta:
     gray_input: str = "replicate"
     recipe: dict = field(default_factory=dict)
     tfxray_version: str = ""
+    trained_on: dict = field(default_factory=dict)  # data.profile.training_profile; {} in older runs
 
     @property
     def positive(self) -> str:

@@ -12,6 +12,8 @@ import numpy as np
 
 from ..data.geometry import ImageGeometry
 from ..data.inputs import OK, InputBuilder, input_builder, status_dataset
+from ..data.profile import profile_check
+from ..progress import progress as progress_bar
 from .bundle import Bundle, BundleMeta
 
 
@@ -24,14 +26,28 @@ def needs_manifest(bundle: Bundle) -> bool:
     return bool(bundle.meta.roi or bundle.meta.neighbours)
 
 
-def inputs_for(bundle: Bundle, manifest=None) -> InputBuilder:
+def inputs_for(bundle: Bundle, manifest=None, *, check_profile: bool = True) -> InputBuilder:
     """The builder of this model's inputs, the one its training used (``data.inputs``).
 
-    CT models need ``manifest`` (boxes, series and slice order); others ignore it.
+    CT models need ``manifest`` (boxes, series and slice order); others ignore it. The builder
+    checks every input against the model's training profile (``data.profile``: an image outside
+    it is skipped with the reason), unless ``check_profile`` is False (``--allow-modality``) or
+    the model was saved without a profile (``profile_note``).
     """
     images, boxes = (manifest.images, manifest.boxes) if (manifest is not None and needs_manifest(bundle)) else (None, None)
+    profile = profile_check(bundle.meta.trained_on, bundle.meta.input_size) if check_profile else None
     return input_builder(geometry_of(bundle), roi=bundle.meta.roi, neighbours=bundle.meta.neighbours,
-                         images=images, boxes=boxes)
+                         images=images, boxes=boxes, profile=profile)
+
+
+def profile_note(meta: BundleMeta, check_profile: bool = True) -> str:
+    """The line to say once when inputs are not checked against a training profile, else ''."""
+    if not check_profile:
+        return ""
+    if not meta.trained_on:
+        return ("inputs not checked against the training images: this model was saved without a training profile"
+                " (trained before tfxray recorded one; retrain to get the check)")
+    return ""
 
 
 def score_columns(classes: list[str]) -> list[str]:
@@ -53,23 +69,37 @@ def call(meta: BundleMeta, scores) -> tuple[float, str]:
     return float(scores.max()), classes[int(np.argmax(scores))]
 
 
-def predict_paths(bundle: Bundle, paths: list[str], batch_size: int = 32, progress: bool = False, manifest=None):
+def predict_paths(bundle: Bundle, paths: list[str], batch_size: int = 32, progress: bool = False, manifest=None,
+                  check_profile: bool = True):
     """(scores array (n, k), error message per path: '' when the file was scored), frame 0 of each file.
 
-    Models trained on CT inputs (ROI, neighbour slices) need ``manifest`` (boxes, series).
+    Models trained on CT inputs (ROI, neighbour slices) need ``manifest`` (boxes, series). An
+    image outside the training profile has its reason as its message (``predict_statuses``
+    tells it apart from an unreadable file).
     """
-    from tqdm import tqdm
+    scores, statuses, reasons = predict_statuses(bundle, paths, batch_size, progress, manifest,
+                                                 check_profile=check_profile)
+    return scores, ["" if s == OK else r for s, r in zip(statuses, reasons)]
 
-    dataset = status_dataset(inputs_for(bundle, manifest), paths, batch_size)
+
+def predict_statuses(bundle: Bundle, paths: list[str], batch_size: int = 32, progress: bool = False, manifest=None,
+                     *, check_profile: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(scores (n, k), status per path (``data.inputs``: OK, ERROR, SKIPPED, OUTSIDE), reason per path).
+
+    Frame 0 of each file; a row whose status is not OK holds the score of a blank image.
+    """
+    dataset = status_dataset(inputs_for(bundle, manifest, check_profile=check_profile), paths, batch_size)
     predict = predictor_for(bundle.model)  # one traced graph, not eager calls: several times faster on big backbones
-    scores, errors = [], []
-    with tqdm(total=len(paths), unit="img", desc="scoring", disable=not progress) as bar:
-        for _, _, _, status, reasons, _, images in dataset:
+    scores, statuses, reasons = [], [], []
+    with progress_bar(total=len(paths), unit="img", desc="scoring", disable=not progress) as bar:
+        for _, _, _, status, reason, _, images in dataset:
             scores.append(predict(images))
-            errors.extend("" if s == OK else r.decode() for s, r in zip(status.numpy(), reasons.numpy()))
-            bar.update(len(reasons))
+            statuses.append(status.numpy())
+            reasons.extend(r.decode() for r in reason.numpy())
+            bar.update(len(reason))
     k = bundle.model.output_shape[-1]
-    return (np.concatenate(scores) if scores else np.zeros((0, k), np.float32)), errors
+    return (np.concatenate(scores) if scores else np.zeros((0, k), np.float32),
+            np.concatenate(statuses) if statuses else np.zeros(0, np.int32), reasons)
 
 
 class Predictor:
@@ -90,7 +120,8 @@ class Predictor:
         self.replicas = strategy.num_replicas_in_sync if strategy is not None else 1
 
         if strategy is None:
-            self._fn = tf.function(lambda images: model(images, training=False), input_signature=[spec])
+            self._fn = tf.function(lambda images: model(images, training=False), input_signature=[spec],
+                                   autograph=False)
             return
 
         def replica_slice(images):

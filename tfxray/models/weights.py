@@ -182,6 +182,33 @@ def imagenet_file_path(backbone: str) -> Path:
     return keras_cache_dir() / spec.imagenet_file
 
 
+def ensure_imagenet_file(backbone: str, download=None) -> Path:
+    """Keras' ImageNet file for ``backbone``, intact in its cache: checked, and fetched now when missing
+    or corrupt (``download(spec, cache_dir)``; Keras' own by default), so a training fails before it
+    makes anything rather than when it builds its model. A one-line UserError when it cannot be had."""
+    from .backbones import download_failure, offline_weights_message
+
+    path = imagenet_file_path(backbone)
+    spec = get_spec(backbone)
+    if path.is_file() and (not spec.imagenet_md5 or _hash_matches(path, spec.imagenet_md5)[0]):
+        return path
+    try:
+        (download or _keras_download)(spec, path.parent)
+    except Exception as exc:  # offline, refused, interrupted: Keras raises a bare Exception
+        raise UserError(offline_weights_message(backbone, download_failure(exc))) from None
+    if not path.is_file():
+        raise UserError(offline_weights_message(backbone, f"{path} still missing after the download"))
+    return path
+
+
+def _keras_download(spec, cache_dir: Path) -> None:
+    """Fetch the file exactly as keras.applications would (same name, URL, hash and folder)."""
+    import keras
+
+    keras.utils.get_file(spec.imagenet_file, spec.imagenet_url, cache_subdir=cache_dir.name,
+                         cache_dir=str(cache_dir.parent), file_hash=spec.imagenet_md5)
+
+
 def imagenet_files() -> list[dict]:
     """Each registered backbone's ImageNet file, where Keras looks for it, and its state there.
 

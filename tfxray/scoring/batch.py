@@ -28,16 +28,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tqdm import tqdm
-
-from ..data.inputs import OK, SKIPPED, status_dataset
+from ..data.inputs import ERROR, OK, OUTSIDE, SKIPPED, status_dataset
 from ..errors import UserError
 from ..evaluation.aggregate import AGGREGATIONS, AGGREGATORS
 from ..explain.gradcam import METHODS as GRADCAM_METHODS
 from ..images import list_files
 from ..io import atomic_write_text
 from ..models.bundle import Bundle, load_bundle
-from ..models.inference import Predictor, call, inputs_for, score_columns
+from ..models.inference import Predictor, call, inputs_for, profile_note, score_columns
+from ..progress import progress as progress_bar
 
 
 
@@ -54,6 +53,8 @@ class ScoreSummary:
     panels: int = 0  # Grad-CAM panels written
     replicas: int = 1  # devices the predictions were split across
     reasons: Counter = field(default_factory=Counter)  # error reasons, the file's own path taken out
+    outside: Counter = field(default_factory=Counter)  # reasons of the files skipped by the training profile
+    profile_note: str = ""  # said once when inputs are not checked against a training profile
     seconds: float = 0.0
     rollups: Path | None = None  # the roll-up CSV, None when none was written
     rollup_note: str = ""  # why there is none, told to the user
@@ -71,6 +72,12 @@ class ScoreSummary:
             out.append(f"Grad-CAM panels: {self.panels}")
         for reason, count in self.reasons.most_common(10):
             out.append(f"  {count:>6} x {reason}")
+        if self.outside:
+            out.append(f"skipped outside the model's training profile: {sum(self.outside.values())}"
+                       " (--allow-modality scores them anyway)")
+            out += [f"  {count:>6} x {reason}" for reason, count in self.outside.most_common(10)]
+        if self.profile_note:
+            out.append(self.profile_note)
         if self.rollup_note:
             out.append(self.rollup_note)
         return out
@@ -160,6 +167,7 @@ def score_folder(
     gradcam_only_positives: bool = False,
     gradcam_method: str = "gradcam",
     devices: list[str] | str | None = None,
+    allow_modality: bool = False,
 ) -> ScoreSummary:
     """Score every file under ``folder`` into ``out_csv``: one row per file, one per frame of multi-frame files.
 
@@ -167,19 +175,22 @@ def score_folder(
 
     ``gradcam_dir``: also write a Grad-CAM panel per scored image (only positive calls with
     ``gradcam_only_positives``), computed batch by batch from the decoded images. ``devices``:
-    see ``scoring.devices`` (MirroredStrategy on several GPUs).
+    see ``scoring.devices`` (MirroredStrategy on several GPUs). Files outside the model's training
+    profile (``data.profile``) are skipped with the reason, unless ``allow_modality``.
     """
     folder, out_csv = Path(folder), Path(out_csv)
     _check_options(folder, out_csv, resume=resume, hash_ids=hash_ids, salt=salt, aggregate=aggregate,
                    batch_size=batch_size, gradcam_dir=gradcam_dir, gradcam_method=gradcam_method)
     bundle, predict = _load_for_scoring(run, devices)
-    builder = inputs_for(bundle)  # refuses CT models: a folder gives no boxes or series
+    # refuses CT models (a folder gives no boxes or series); checks each file against the training profile
+    builder = inputs_for(bundle, check_profile=not allow_modality)
     writer = _RowWriter(bundle.meta, hash_ids=hash_ids, salt=salt)
 
     files = [r for r in list_files(folder) if in_shard(r, shard)]
     done = _resume_state(out_csv, writer.header) if resume and out_csv.exists() else set()
     todo = [r for r in files if r not in done]
-    summary = ScoreSummary(total=len(files), already_done=len(files) - len(todo), replicas=predict.replicas)
+    summary = ScoreSummary(total=len(files), already_done=len(files) - len(todo), replicas=predict.replicas,
+                           profile_note=profile_note(bundle.meta, not allow_modality))
     del files, done  # from here on, the run keeps one short string per file still to score
     panels = _PanelWriter(bundle, Path(gradcam_dir), gradcam_method, gradcam_only_positives) if gradcam_dir else None
 
@@ -190,7 +201,7 @@ def score_folder(
         if os.fstat(fd).st_size == 0:
             _write_rows(fd, [writer.header])
         dataset = status_dataset(builder, [os.path.join(folder, r) for r in todo], batch_size, all_frames=True)
-        with tqdm(total=len(todo), unit="file", desc="scoring", disable=not progress) as bar:
+        with progress_bar(total=len(todo), unit="file", desc="scoring", disable=not progress) as bar:
             for batch in dataset:
                 finished = _score_batch(batch, todo, folder, predict, writer, panels, summary, fd)
                 summary.files += finished
@@ -322,14 +333,17 @@ def _score_batch(batch, todo: list[str], folder: Path, predict, writer: _RowWrit
                 explain.append((positions[j], relative, int(frame[j]) if frames[j] > 1 else None))
         else:
             reason = reasons[j].decode()
-            if status[j] == SKIPPED:
+            if status[j] == OUTSIDE:
+                summary.skipped += 1
+                summary.outside[reason] += 1
+            elif status[j] == SKIPPED:
                 summary.skipped += 1
             else:
                 summary.errors += 1
                 # decoders often name the file in their message: without it, like errors group
                 summary.reasons[reason.replace(os.path.join(folder, relative), "<file>")] += 1
             row = [relative, "", "", "", int(frame[j]) if multi_frame else "", *[""] * len(writer.columns), "",
-                   "skipped" if status[j] == SKIPPED else "error", reason]
+                   "error" if status[j] == ERROR else "skipped", reason]
         if writer.add(row, int(frame[j]), int(frames[j])):
             ready += writer.take_pending()
             finished += 1

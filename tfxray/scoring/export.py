@@ -94,7 +94,8 @@ def _serving_meta(bundle: Bundle) -> dict:
     meta = bundle.meta
     return {"classes": meta.classes, "positive": meta.positive, "threshold": meta.threshold,
             "threshold_rule": meta.threshold_rule, "input_size": meta.input_size, "channels": meta.channels,
-            "resize": meta.resize, "backbone": meta.backbone, "input": INPUT_NAME, "output": OUTPUT_NAME,
+            "resize": meta.resize, "backbone": meta.backbone, "trained_on": meta.trained_on,
+            "input": INPUT_NAME, "output": OUTPUT_NAME,
             "pixels": "float32 in [0, 1], bone bright, resized to input_size (tfxray read_image + resize)"}
 
 

@@ -21,12 +21,13 @@ class HistoryCSV(keras.callbacks.Callback):
     Also draws history.png (loss and metrics, training vs validation) when training ends.
     The ``lr`` column is the optimizer's learning rate when the epoch ended, i.e. the rate
     the next step uses (a step schedule's value at that step; the plateau schedule's rate
-    for the next epoch).
+    for the next epoch). ``restored``, when given, returns the epoch whose weights training ends
+    with (an object with ``epoch``; None when it is the last), marked on history.png.
     """
 
-    def __init__(self, csv_path: Path, png_path: Path | None = None):
+    def __init__(self, csv_path: Path, png_path: Path | None = None, restored=None):
         super().__init__()
-        self.csv_path, self.png_path = Path(csv_path), png_path
+        self.csv_path, self.png_path, self.restored = Path(csv_path), png_path, restored
         self.rows: dict[int, dict] = {}
 
     def on_train_begin(self, logs=None):
@@ -46,14 +47,27 @@ class HistoryCSV(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self.png_path and self.rows:
-            plot_history(pd.DataFrame([self.rows[e] for e in sorted(self.rows)]), self.png_path)
+            restored = self.restored() if self.restored else None
+            plot_history(pd.DataFrame([self.rows[e] for e in sorted(self.rows)]), self.png_path,
+                         restored_epoch=restored.epoch if restored else None)
 
 
-def plot_history(history: pd.DataFrame, path: Path) -> None:
+def plot_history(history: pd.DataFrame, path: Path, restored_epoch: int | None = None) -> None:
+    import matplotlib.pyplot as plt
+
+    fig = history_figure(history, restored_epoch)
+    atomic_save_figure(fig, path)
+    plt.close(fig)
+
+
+def history_figure(history: pd.DataFrame, restored_epoch: int | None = None):
+    """Each metric per epoch, training and validation, on integer epoch ticks; the epoch whose
+    weights were kept (``restored_epoch``) as a dashed vertical line with its legend entry."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     metrics = [c for c in history.columns if c not in ("epoch", "lr") and not c.startswith("val_")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
@@ -61,13 +75,16 @@ def plot_history(history: pd.DataFrame, path: Path) -> None:
         ax.plot(history["epoch"], history[metric], "o-", label="training")
         if f"val_{metric}" in history:
             ax.plot(history["epoch"], history[f"val_{metric}"], "s-", label="validation")
+        if restored_epoch is not None:
+            ax.axvline(restored_epoch, color="tab:red", linestyle="--", linewidth=1.2,
+                       label=f"restored: epoch {restored_epoch}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    atomic_save_figure(fig, path)
-    plt.close(fig)
+    return fig
 
 
 class RestoreBest(keras.callbacks.Callback):

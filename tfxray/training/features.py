@@ -63,7 +63,7 @@ def cached_features(
     model, paths: list[str], geometry, *, cache_dir: Path | None = None, batch_size: int = 32, progress: bool = True
 ) -> tuple[np.ndarray, int]:
     """Pooled backbone features (n, d) for ``paths``; (features, number computed now)."""
-    from tqdm import tqdm
+    from ..progress import progress as progress_bar
 
     from ..data.pipeline import training_dataset
 
@@ -77,7 +77,7 @@ def cached_features(
             shuffle=False, seed=0, cache=False,
         )
         features = extract_features(feature_extractor(model), dataset.map(lambda x, y: x), batch_size)
-        for position, row in enumerate(tqdm(features, desc="caching features", unit="img", disable=not progress)):
+        for position, row in enumerate(progress_bar(features, desc="caching features", unit="img", disable=not progress)):
             with atomic_path(targets[missing[position]]) as tmp:
                 np.save(tmp, row)
     stacked = np.stack([np.load(t, allow_pickle=False) for t in targets])

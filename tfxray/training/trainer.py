@@ -3,8 +3,11 @@
 Run directory:
   model.keras, tfxray.json   the bundle scoring needs (see models/bundle.py)
   recipe.yaml                the resolved recipe (after overrides)
-  split.csv                  which image went where (patient-grouped), with every image column of the
-                             manifest (series, slice position, fold), so a resumed run rebuilds its inputs
+  split.csv                  which image went where (patient-grouped; ``group_by`` names the unit), with every
+                             image column of the manifest (series, slice position, fold), so a resumed run
+                             rebuilds its inputs
+  test.csv, val.csv          the test and validation sides as manifests (absolute paths, every image column,
+                             one row per box) for ``tfxray evaluate RUN --data RUN/test.csv``; absent when empty
   history.csv, history.png   per-epoch loss and metrics, rewritten atomically each epoch
   checkpoint/                BackupAndRestore state for --resume, written atomically (removed when done)
 """
@@ -24,9 +27,10 @@ from ..data.inputs import InputBuilder, input_builder
 from ..data.manifest import Manifest
 from ..data.online import online_augmentation
 from ..data.pipeline import training_dataset
-from ..data.splits import assign_splits, read_split_table
+from ..data.splits import GROUP_COLUMN, assign_splits, read_split_table
 from ..errors import RunError, UserError
 from ..io import atomic_write_text
+from ..progress import keras_verbose
 from ..models.backbones import get_spec
 from ..models.bundle import BundleMeta, save_bundle
 from ..models.classifier import build_classifier
@@ -38,6 +42,19 @@ SPLIT_FILE = "split.csv"
 CHECKPOINT_DIR = "checkpoint"
 PHASE_ONE_WEIGHTS = "head-phase.weights.h5"  # staged schedule: the state after the head-only phase
 AMPLIFIED_DIR = "amplified"
+SIDE_FILES = {"test": "test.csv", "validation": "val.csv"}  # split side -> its manifest in the run folder
+
+
+@dataclass(frozen=True)
+class Restored:
+    """The epoch whose weights a training ended on, when it kept its best rather than its last."""
+
+    epoch: int  # 1-based, as history.csv numbers it
+    monitor: str
+    value: float
+
+    def line(self) -> str:
+        return f"restored the weights of epoch {self.epoch} (lowest {self.monitor} {self.value:.4f})"
 
 
 @dataclass
@@ -46,6 +63,7 @@ class TrainResult:
     threshold: float
     threshold_rule: str
     history: pd.DataFrame
+    restored: Restored | None = None  # the epoch whose weights were kept (restore_best / early stopping)
 
 
 def balanced_class_weights(labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -140,21 +158,36 @@ def train(
     resume: bool = False,
     allow_leaks: bool = False,
     verbose: int = 1,
+    budget_source: str = "",
 ) -> TrainResult:
     """Train ``recipe`` on ``manifest`` into ``run_dir`` (see the module docstring for its files).
 
-    The recipe's precision (Keras' global dtype policy) and op determinism are set for this
-    training only and put back when it ends (``distribute.training_settings``).
+    ``preflight.check_training`` runs first, before anything is made; a training that fails before
+    its first epoch is done removes what it made (``rundir.removed_unless``), so the same command
+    can simply be run again. The recipe's precision (Keras' global dtype policy) and op
+    determinism are set for this training only and put back when it ends
+    (``distribute.training_settings``). ``budget_source`` (e.g. 'command line') is printed with the
+    budget.
     """
     from .distribute import make_strategy, training_settings
+    from .preflight import check_training
+    from .rundir import removed_unless
 
-    strategy = make_strategy(recipe.train.strategy)  # before any other TensorFlow work
-    with training_settings(recipe.train.precision, recipe.train.deterministic, verbose):
-        return _train(recipe, manifest, Path(run_dir), strategy, resume=resume, allow_leaks=allow_leaks, verbose=verbose)
+    check_training(recipe)
+    run_dir = Path(run_dir)
+
+    def started() -> bool:  # a finished epoch is worth keeping: --resume continues from it
+        return resume or any(run_dir.glob("history.csv")) or any(run_dir.glob("worker-*/history.csv"))
+
+    with removed_unless(run_dir, started):
+        strategy = make_strategy(recipe.train.strategy)  # before any other TensorFlow work
+        with training_settings(recipe.train.precision, recipe.train.deterministic, verbose):
+            return _train(recipe, manifest, run_dir, strategy, resume=resume, allow_leaks=allow_leaks, verbose=verbose,
+                          budget_source=budget_source)
 
 
 def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resume: bool, allow_leaks: bool,
-           verbose: int) -> TrainResult:
+           verbose: int, budget_source: str = "") -> TrainResult:
     """The steps: rows (``prepare_rows``) -> inputs (``build_inputs``) -> model -> phases (``_fit_phases``)
     -> threshold and bundle (``_finalize``)."""
     import keras
@@ -167,10 +200,12 @@ def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resum
     keras.utils.set_random_seed(recipe.train.seed)
     geometry = ImageGeometry(recipe.data.input_size, recipe.data.channels, recipe.data.resize)
 
-    rows = prepare_rows(recipe, manifest, run_dir, geometry, resume=resume, allow_leaks=allow_leaks, verbose=verbose)
     save_recipe(recipe, run_dir / "recipe.yaml")
+    rows = prepare_rows(recipe, manifest, run_dir, geometry, resume=resume, allow_leaks=allow_leaks, verbose=verbose)
     replicas = strategy.num_replicas_in_sync
     plan = fit_plan(recipe, len(rows.train), replicas)
+    if verbose:
+        print(f"budget: {describe_budget(recipe, plan)}" + (f" ({budget_source})" if budget_source else ""))
     inputs = build_inputs(recipe, rows, geometry, plan, verbose=verbose)
 
     mean, std = 0.0, 1.0
@@ -185,8 +220,11 @@ def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resum
             print(f"{type(strategy).__name__}: {replicas} replicas, global batch {plan.batch}")
 
     lr_scale = replicas if recipe.train.scale_lr else 1
-    phase = _fit_phases(recipe, model, inputs, plan, strategy, run_dir, resume=resume, lr_scale=lr_scale, verbose=verbose)
-    return _finalize(recipe, model, phase, rows.y_val, geometry, run_dir)
+    phase, restored = _fit_phases(recipe, model, inputs, plan, strategy, run_dir, resume=resume, lr_scale=lr_scale,
+                                  verbose=verbose)
+    result = _finalize(recipe, model, phase, rows.y_val, geometry, run_dir, split_table=rows.table)
+    result.restored = restored
+    return result
 
 
 # --------------------------------------------------------------------------- step 1: rows
@@ -223,7 +261,10 @@ def prepare_rows(recipe: Recipe, manifest: Manifest, run_dir: Path, geometry: Im
     else:
         table = assign_splits(manifest.images, recipe.data.split, seed=recipe.train.seed, allow_leaks=allow_leaks)
         atomic_write_text(split_path, table.to_csv(index=False))
+    write_side_manifests(manifest, table, run_dir)
     boxes = manifest.boxes
+    if verbose:
+        print(split_summary(table))
 
     train_rows = table[table["split"] == "train"].reset_index(drop=True)
     val_rows = table[table["split"] == "validation"].reset_index(drop=True)
@@ -234,9 +275,6 @@ def prepare_rows(recipe: Recipe, manifest: Manifest, run_dir: Path, geometry: Im
     if recipe.train.schedule.name == "plateau" and val_rows.empty:
         raise UserError("train.schedule.name: plateau follows the validation loss, but the validation split is empty "
                         "(give data.split a validation share, or mark rows 'validation' in the manifest)")
-    spec = get_spec(recipe.model.backbone)
-    if geometry.size < spec.min_size:
-        raise UserError(f"data.input_size: {recipe.model.backbone} needs at least {spec.min_size} px, got {geometry.size}")
 
     # decided once; neighbours come from the whole table (a side alone would lose some)
     inputs = input_builder(geometry, roi=recipe.data.roi, neighbours=recipe.data.neighbours, images=table, boxes=boxes)
@@ -254,6 +292,30 @@ def prepare_rows(recipe: Recipe, manifest: Manifest, run_dir: Path, geometry: Im
     class_index = {c: i for i, c in enumerate(recipe.classes)}
     return RunRows(table, boxes, train_rows, val_rows, train_rows["label"].map(class_index).to_numpy(),
                    val_rows["label"].map(class_index).to_numpy(), train_inputs, inputs)
+
+
+def write_side_manifests(manifest: Manifest, table: pd.DataFrame, run_dir: Path) -> dict[str, Path]:
+    """``test.csv`` and ``val.csv``: the manifest's rows of each side (``SIDE_FILES``), as a manifest
+    holds them (absolute paths, every image column, one row per box; the split itself left out,
+    the file is the side), written atomically. A side without images gets no file."""
+    written = {}
+    for side, name in SIDE_FILES.items():
+        paths = set(table.loc[table["split"] == side, "path"])
+        if not paths:
+            (run_dir / name).unlink(missing_ok=True)
+            continue
+        rows = manifest.subset(manifest.images["path"].isin(paths).to_numpy()).table()
+        atomic_write_text(run_dir / name, rows.drop(columns=["split"], errors="ignore").to_csv(index=False))
+        written[side] = run_dir / name
+    return written
+
+
+def split_summary(table: pd.DataFrame) -> str:
+    """'split: 48 train / 6 validation / 6 test images, grouped by patient_id' (from a split table)."""
+    counts = table["split"].value_counts()
+    sides = " / ".join(f"{int(counts.get(side, 0))} {side}" for side in ("train", "validation", "test"))
+    unit = table[GROUP_COLUMN].iloc[0] if GROUP_COLUMN in table.columns and len(table) else "patient_id"
+    return f"split: {sides} images, grouped by {unit}"
 
 
 # --------------------------------------------------------------------------- step 2: inputs
@@ -284,6 +346,16 @@ def fit_plan(recipe: Recipe, n_train: int, replicas: int = 1) -> FitPlan:
         steps_per_epoch = min(steps_per_epoch, recipe.train.iterations)
         epochs = math.ceil(recipe.train.iterations / steps_per_epoch)
     return FitPlan(batch, steps_per_epoch, epochs, repeat, recipe.data.class_balance == "balanced")
+
+
+def describe_budget(recipe: Recipe, plan: FitPlan) -> str:
+    """'3 epochs of 6 steps' or '20000 iterations = 225 epochs of 89 steps' (+ fine-tuning epochs)."""
+    steps = f"{plan.epochs} epoch{'s' if plan.epochs != 1 else ''} of {plan.steps_per_epoch} step" + \
+        ("s" if plan.steps_per_epoch != 1 else "")
+    text = f"{recipe.train.iterations} iterations = {steps}" if plan.repeat else steps
+    if recipe.train.finetune_epochs > 0:
+        text += f", then {recipe.train.finetune_epochs} fine-tuning epoch(s)"
+    return text
 
 
 INPUT_KINDS = ("features", "images", "ct")
@@ -395,9 +467,10 @@ def build_inputs(recipe: Recipe, rows: RunRows, geometry: ImageGeometry, plan: F
 
 
 def _fit_phases(recipe: Recipe, model, inputs: Inputs, plan: FitPlan, strategy, run_dir: Path, *, resume: bool,
-                lr_scale: float, verbose: int) -> Phase:
+                lr_scale: float, verbose: int) -> tuple[Phase, Restored | None]:
     """The head (or whole model) for ``plan.epochs``, then, with ``finetune_epochs``, deeper layers
-    at the learning rate x ``finetune_lr_factor``; each phase resumable. Returns the last phase."""
+    at the learning rate x ``finetune_lr_factor``; each phase resumable. Returns the last phase and
+    the epoch its weights were restored from, if any."""
     import keras
 
     binary = len(recipe.classes) == 2
@@ -412,11 +485,12 @@ def _fit_phases(recipe: Recipe, model, inputs: Inputs, plan: FitPlan, strategy, 
     phase = inputs.first_phase(model, strategy, verbose)
     compile_for(phase.model, plan.epochs, lr_scale)
     phase_one_done = run_dir / PHASE_ONE_WEIGHTS
+    restored = None
     if resume and phase_one_done.is_file():  # resuming inside the fine-tuning phase
         model.load_weights(phase_one_done)
     else:
-        _fit(phase.model, phase.train, phase.validation, recipe, run_dir, CHECKPOINT_DIR, plan.epochs, 0, verbose,
-             plan.fit_steps, lr=recipe.train.lr * lr_scale)
+        restored = _fit(phase.model, phase.train, phase.validation, recipe, run_dir, CHECKPOINT_DIR, plan.epochs, 0,
+                        verbose, plan.fit_steps, lr=recipe.train.lr * lr_scale)
 
     finetune = recipe.train.finetune_epochs
     if finetune > 0:
@@ -431,13 +505,13 @@ def _fit_phases(recipe: Recipe, model, inputs: Inputs, plan: FitPlan, strategy, 
         phase = inputs.fine_tuning(model)
         scale = lr_scale * recipe.train.finetune_lr_factor
         compile_for(model, finetune, scale)
-        _fit(model, phase.train, phase.validation, recipe, run_dir, CHECKPOINT_DIR + "-finetune", plan.epochs + finetune,
-             plan.epochs, verbose, plan.fit_steps, lr=recipe.train.lr * scale)
-    return phase
+        restored = _fit(model, phase.train, phase.validation, recipe, run_dir, CHECKPOINT_DIR + "-finetune",
+                        plan.epochs + finetune, plan.epochs, verbose, plan.fit_steps, lr=recipe.train.lr * scale)
+    return phase, restored
 
 
 def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint: str, epochs: int, initial_epoch: int,
-         verbose: int, steps_per_epoch: int | None = None, lr: float = 0.0) -> None:
+         verbose: int, steps_per_epoch: int | None = None, lr: float = 0.0) -> Restored | None:
     """One training phase with the run directory's callbacks; resumable from its checkpoint.
 
     At an epoch's end the plateau schedule (if any) sets the next rate, history.csv is written,
@@ -445,6 +519,9 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
     with the best epoch's weights (atomically: ``AtomicBackupAndRestore``). A run killed between
     the two resumes by re-running the epoch (its history row is replaced), never with a
     checkpoint ahead of history.csv, from which the plateau schedule recomputes the rate.
+
+    Returns the epoch whose weights the model ends with when that is the best, not the last
+    (``restore_best``, or early stopping without it), also marked on history.png.
     """
     import keras
     import tensorflow as tf
@@ -456,8 +533,21 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
             run_dir / "history.csv", first_epoch=initial_epoch, lr=lr, factor=s.factor, patience=s.patience,
             min_delta=s.min_delta, cooldown=s.cooldown, min_lr=s.min_lr,
         ))
-    callbacks.append(HistoryCSV(run_dir / "history.csv", run_dir / "history.png"))
     best = RestoreBest("val_loss") if recipe.train.restore_best and val_data is not None else None
+    stopping = None
+    if recipe.train.early_stopping > 0 and val_data is not None:
+        # RestoreBest, when on, restores (its best survives a resume); else early stopping does
+        stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.train.early_stopping,
+                                                 restore_best_weights=best is None)
+
+    def restored() -> Restored | None:
+        if best is not None and best.best_epoch is not None:
+            return Restored(best.best_epoch, best.monitor, best.best)
+        if stopping is not None and stopping.best_weights is not None:
+            return Restored(stopping.best_epoch + 1, stopping.monitor, float(stopping.best))
+        return None
+
+    callbacks.append(HistoryCSV(run_dir / "history.csv", run_dir / "history.png", restored=restored))
     if best is not None:
         callbacks.append(best)  # before the checkpoint, which saves its best epoch
     callbacks += [
@@ -465,28 +555,30 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
         keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
         keras.callbacks.TerminateOnNaN(),
     ]
-    if recipe.train.early_stopping > 0 and val_data is not None:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.train.early_stopping, restore_best_weights=True)
-        )
+    if stopping is not None:
+        callbacks.append(stopping)
     try:
         model.fit(
             train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=verbose,
+            steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=keras_verbose(verbose),
             shuffle=False,  # the dataset shuffles itself, seeded
         )
     except tf.errors.InvalidArgumentError as exc:  # a file that fails to decode mid-training
         raise RunError(f"training stopped: {str(exc.message).splitlines()[0]}") from None
     if model.stop_training and not np.isfinite(model.history.history.get("loss", [np.nan])[-1]):
         raise RunError("training stopped: the loss became NaN (lower train.lr?)")
+    return restored()
 
 
 # --------------------------------------------------------------------------- step 4: threshold and bundle
 
 
 def _finalize(recipe: Recipe, model, phase: Phase, y_val: np.ndarray, geometry: ImageGeometry,
-              run_dir: Path) -> TrainResult:
-    """The operating threshold (on the validation split, with the last phase's model) and the bundle."""
+              run_dir: Path, split_table: pd.DataFrame | None = None) -> TrainResult:
+    """The operating threshold (on the validation split, with the last phase's model) and the bundle,
+    with the profile of the training split's images (``split_table``; before any amplification)."""
+    from ..data.profile import training_profile
+
     threshold, rule = 0.5, "fixed 0.5 (no validation split)"
     if phase.validation is not None and len(recipe.classes) == 2:
         threshold, rule = choose_saved_threshold(y_val, phase.validation_scores()[:, 0], recipe.evaluate.threshold)
@@ -504,6 +596,8 @@ def _finalize(recipe: Recipe, model, phase: Phase, y_val: np.ndarray, geometry: 
         neighbours=recipe.data.neighbours,
         gray_input=recipe.model.gray_input,
         recipe=recipe.to_dict(),
+        trained_on=training_profile(split_table.loc[split_table["split"] == "train", "path"])
+        if split_table is not None else {},
     )
     save_bundle(model, meta, run_dir)
     (run_dir / PHASE_ONE_WEIGHTS).unlink(missing_ok=True)
