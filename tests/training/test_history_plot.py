@@ -39,3 +39,17 @@ def test_without_a_restored_epoch_there_is_no_marker(tmp_path):
         plt.close(fig)
     plot_history(history(), tmp_path / "history.png", restored_epoch=3)
     assert (tmp_path / "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_one_epoch_history_still_has_whole_epoch_ticks():
+    import matplotlib.pyplot as plt
+
+    fig = history_figure(history().head(1), restored_epoch=1)
+    try:
+        for ax in fig.axes:
+            left, right = ax.get_xlim()
+            visible = [t for t in ax.get_xticks() if left <= t <= right]
+            assert visible and all(float(t).is_integer() for t in visible), visible  # no 0.945, 0.96...
+            assert 1 in visible
+    finally:
+        plt.close(fig)

@@ -78,6 +78,10 @@ def history_figure(history: pd.DataFrame, restored_epoch: int | None = None):
         if restored_epoch is not None:
             ax.axvline(restored_epoch, color="tab:red", linestyle="--", linewidth=1.2,
                        label=f"restored: epoch {restored_epoch}")
+        # half an epoch of margin and at least two epochs of span: the integer locator then has
+        # whole epochs to place, a one-epoch history included (it falls back to fractions otherwise)
+        first, last = int(history["epoch"].min()), int(history["epoch"].max())
+        ax.set_xlim(first - 0.5, max(last, first + 1) + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_title(metric)
