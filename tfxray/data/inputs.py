@@ -162,9 +162,8 @@ def decode_with_status(builder: InputBuilder, source: tuple, frame: int = 0):
         return blank, ERROR, "MemoryError: the image does not fit in memory", {}, 1
     except Exception as exc:  # noqa: BLE001  a broken file becomes a row, never a crash
         return blank, ERROR, (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:300], {}, 1
-    profile = getattr(builder, "profile", None)
-    if profile is not None:
-        reason = profile.reason(meta)
+    if builder.profile is not None:  # every builder has one; training builders leave it None
+        reason = builder.profile.reason(meta)
         if reason:
             return blank, OUTSIDE, reason, meta, 1
     frames = max(int(meta.get("frames") or 1), 1) if builder.multi_frame else 1
