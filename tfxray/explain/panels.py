@@ -43,6 +43,17 @@ def image_paths(items) -> list[str]:
     return list(paths)
 
 
+def common_folder(paths) -> str:
+    """The deepest folder every file of ``paths`` lies in ('' for none): panels are named below it."""
+    paths = [str(p) for p in paths]
+    return os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
+
+
+def relative_name(path, root: str) -> str:
+    """``path`` below ``root``, '/'-separated (the path itself without a root)."""
+    return os.path.relpath(str(path), root).replace(os.sep, "/") if root else str(path)
+
+
 def boxes_by_file(manifest: Manifest) -> dict[str, np.ndarray]:
     """The manifest's box table as {real path: (k, 4) boxes in the image's pixels}."""
     return {os.path.realpath(path): group[list(BOX_COLUMNS)].to_numpy(np.float32)
@@ -73,7 +84,7 @@ def write_panels(bundle: Bundle, items, out: Path, *, method: str = "gradcam", l
     paths = image_paths(items)
     if not paths:
         raise UserError("IMAGES: no files found")
-    root = os.path.commonpath([os.path.dirname(p) for p in paths])  # names relative to it: unique, and short
+    root = common_folder(paths)  # names relative to it: unique, and short
     run = PanelRun()
     heatmaps, heatmap_box_list = [], []
     no_box = np.zeros((0, 4), np.float32)
@@ -83,7 +94,7 @@ def write_panels(bundle: Bundle, items, out: Path, *, method: str = "gradcam", l
                                   failures=run.failures, check_profile=check_profile)
         for heatmap in explained:
             path = heatmap.path
-            relative = os.path.relpath(path, root).replace(os.sep, "/")
+            relative = relative_name(path, root)
             heatmap.path = relative  # the caption shows the same path the name is made of
             image_boxes = by_file.get(os.path.realpath(path), no_box)
             if max_panels is None or len(run.panels) < max_panels:

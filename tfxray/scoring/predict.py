@@ -248,7 +248,7 @@ def worst_gallery(evaluation: RunsEvaluation, out_dir: Path, n: int, *, folder: 
     returns report.json's ``worst`` entry (paths and panels relative to ``out_dir``)."""
     from ..evaluation.worst import worst_cases
     from ..explain.gradcam import panel_name
-    from ..explain.panels import write_case_panels
+    from ..explain.panels import common_folder, relative_name, write_case_panels
     from ..models.inference import call
 
     arguments = evaluation.arguments
@@ -261,7 +261,7 @@ def worst_gallery(evaluation: RunsEvaluation, out_dir: Path, n: int, *, folder: 
     labels = table[arguments["label_column"]].astype(str)
     negatives = sorted(set(labels) - {str(positive)})
     several = len(evaluation.bundles) > 1
-    root = _common_folder(table["path"])
+    root = common_folder(table["path"])
     entry = {"n": int(n), "folder": folder, "positive": str(positive), "negative": "/".join(negatives) or "negative",
              "models": {}}
     for column, bundle in evaluation.bundles.items():
@@ -269,14 +269,14 @@ def worst_gallery(evaluation: RunsEvaluation, out_dir: Path, n: int, *, folder: 
                             n=n)
         subfolder = Path(folder) / column.replace("/", "__") if several else Path(folder)
         prefix = {"false_positives": "fp", "false_negatives": "fn"}
-        names = [f"{prefix[k]}{r:02d}_{panel_name(_relative(p, root))}" for k, r, p in
+        names = [f"{prefix[k]}{r:02d}_{panel_name(relative_name(p, root))}" for k, r, p in
                  zip(cases["kind"], cases["rank"], cases["path"])]
         written = write_case_panels(bundle, list(zip(cases["path"], names)), out_dir / subfolder,
                                     manifest=evaluation.manifests.get(column), method=method)
         groups = {"false_positives": [], "false_negatives": []}
         for (_, case), name in zip(cases.iterrows(), names):
             panel = written.get(case["path"])
-            record = {"rank": int(case["rank"]), "path": _relative(case["path"], root), "label": str(case[arguments[
+            record = {"rank": int(case["rank"]), "path": relative_name(case["path"], root), "label": str(case[arguments[
                 "label_column"]]), "score": float(case[column]), "call": call(bundle.meta, [case[column]])[1]}
             if isinstance(panel, Path):
                 record["panel"] = (subfolder / name).as_posix()
@@ -285,16 +285,3 @@ def worst_gallery(evaluation: RunsEvaluation, out_dir: Path, n: int, *, folder: 
             groups[case["kind"]].append(record)
         entry["models"][column] = groups
     return entry
-
-
-def _common_folder(paths) -> str:
-    import os
-
-    paths = [str(p) for p in paths]
-    return os.path.commonpath([os.path.dirname(p) for p in paths]) if paths else ""
-
-
-def _relative(path, root: str) -> str:
-    import os
-
-    return os.path.relpath(str(path), root).replace(os.sep, "/") if root else str(path)
