@@ -34,7 +34,8 @@ from tfxray.evaluation.choices import AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGAT
 @click.option("--score-column", "score_columns", multiple=True,
               help="Score column; repeat to compare models on the same cases (DeLong test).")
 @click.option("--threshold", help="0.5 | youden | sensitivity:0.95 | specificity:0.9 | model"
-                                  "  [--scores: youden; RUN_DIR: model]")
+                                  "  [--scores: youden; RUN_DIR: model; --detections: the box cut-off, a number in"
+                                  " [0, 1], required]")
 @click.option("--patient-column", help="Also report per patient (or study): rows grouped by this column"
                                       " [RUN_DIR: patient_id when the run's recipe says evaluate.patient_level: true].")
 @click.option("--aggregate", type=click.Choice(AGGREGATIONS),
@@ -47,8 +48,21 @@ from tfxray.evaluation.choices import AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGAT
 @click.option("--readers", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV of reader operating points (name, sensitivity, specificity[, level]) drawn on the ROC.")
 @click.option("--fold-column", help="Cross-validation fold of each row: per-fold results, mean and SD.")
+@click.option("--detections", "detections_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A detector's boxes.csv (path, frame, x1, y1, x2, y2, score, class; `tfxray score` on a detector"
+                   " run), evaluated against --truth: per image (max box score) and per box (recall, precision, AP50,"
+                   " FROC). Needs --threshold CUTOFF.")
+@click.option("--truth", "truth_manifest", type=click.Path(exists=True, path_type=Path),
+              help="With --detections: the manifest of every evaluated image, its label and reference boxes (x1, y1,"
+                   " x2, y2); an image with no box row has no reference box.")
+@click.option("--iou", "iou_threshold", type=click.FloatRange(0, 1, min_open=True),
+              help="With --detections: the IoU a predicted box needs with a reference box to count as found [0.5].")
+@click.option("--overlays/--no-overlays", default=None,
+              help="With --detections: box overlays of detected, missed and false-positive boxes in OUT/overlays/"
+                   " [on].")
 def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_only, out, label_column, positive,
-             score_columns, threshold, patient_column, aggregate, ci, n_bootstrap, seed, readers, fold_column):
+             score_columns, threshold, patient_column, aggregate, ci, n_bootstrap, seed, readers, fold_column,
+             detections_csv, truth_manifest, iou_threshold, overlays):
     """Evaluate scores against labels: ROC, AUC with 95% CI (DeLong or bootstrap), the operating
     point at a threshold with exact CIs, per-patient results and DeLong tests between models.
 
@@ -76,10 +90,29 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
       tfxray evaluate runs/wrist --split test --out eval/ --worst 8
       tfxray evaluate runs/wrist-a runs/wrist-b --split test --out compare/
       tfxray evaluate runs/ct --data ct_manifest.csv --roc --out eval/    # ROC figures only
+      tfxray evaluate --detections boxes.csv --truth test.csv --threshold 0.4 --out eval/   # a detector
+
+    With --detections boxes.csv --truth MANIFEST --threshold CUTOFF: every image of the manifest is
+    a case scored by its highest box confidence (0 without a box), called positive when a box
+    scores >= CUTOFF (AUC with CI, sensitivity and specificity as above); the boxes at or above
+    CUTOFF are matched to the reference boxes greedily by confidence at IoU >= --iou (box recall and
+    precision with exact CIs), and every box gives AP50 (COCO) and the FROC curve and score.
+    Writes froc.png, pr.png and box overlays in OUT/overlays/ besides the per-image report.
     """
     from tfxray.evaluation.report import evaluate_table, format_summary, write_report
     from tfxray.evaluation.table import read_readers_csv, read_scores_csv
 
+    if detections_csv is not None or truth_manifest is not None:
+        return _evaluate_boxes(run_dirs, scores_csv, detections_csv, truth_manifest, threshold, out, positive,
+                               iou_threshold, overlays, roc_only, patient_column, aggregate, ci, n_bootstrap, seed,
+                               readers, refused={"--data": manifest, "--split": split, "--worst": worst,
+                                                 "--allow-modality": allow_modality or None,
+                                                 "--label-column": label_column,
+                                                 "--score-column": score_columns or None,
+                                                 "--fold-column": fold_column})
+    for given, name in ((iou_threshold, "--iou"), (overlays, "--overlays/--no-overlays")):
+        if given is not None:
+            raise click.UsageError(f"{name} goes with --detections and --truth (a detector's boxes)")
     if bool(run_dirs) == (scores_csv is not None):
         raise click.UsageError("give either --scores FILE.csv, or RUN_DIR with --data MANIFEST or --split test|val")
     evaluation = None
@@ -139,5 +172,84 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
         panels = sum(1 for groups in report["worst"]["models"].values() for cases in groups.values()
                      for case in cases if case.get("panel"))
         click.echo(f"worst cases: {panels} Grad-CAM panel(s) in {out / report['worst']['folder']}")
+    figures = [p for p in paths.values() if p.suffix == ".png"]
+    click.echo(f"report: {paths['report.md']} and {paths['report.json']}; {len(figures)} figures in {out}")
+
+
+def _box_cutoff(threshold) -> float:
+    """--threshold with --detections: the box cut-off, a number in [0, 1]."""
+    if threshold is None:
+        raise click.UsageError("--detections needs --threshold CUTOFF: the box confidence cut-off, a number in [0, 1]"
+                               " (e.g. 0.4)")
+    try:
+        cutoff = float(threshold)
+    except ValueError:
+        raise click.UsageError(f"--threshold {threshold!r}: with --detections give the box cut-off as a number in"
+                               " [0, 1] (e.g. 0.4), not a rule") from None
+    if not 0 <= cutoff <= 1:
+        raise click.UsageError(f"--threshold {threshold}: the box cut-off must be in [0, 1]")
+    return cutoff
+
+
+def _positive_of(truth, positive):
+    """--positive, or the one label of the images with reference boxes when the manifest has two classes."""
+    if positive is not None:
+        return positive
+    images = truth.images
+    boxed = sorted(set(images.loc[images["path"].isin(truth.boxes["path"]), "label"].astype(str)))
+    if len(truth.classes) == 2 and len(boxed) == 1:
+        click.echo(f"positive class: {boxed[0]} (the label of the images with reference boxes; --positive sets it)")
+        return boxed[0]
+    raise click.UsageError(f"--positive: say which label is positive (labels: {', '.join(map(str, truth.classes))})")
+
+
+def _evaluate_boxes(run_dirs, scores_csv, detections_csv, truth_manifest, threshold, out, positive, iou_threshold,
+                    overlays, roc_only, patient_column, aggregate, ci, n_bootstrap, seed, readers, refused):
+    """tfxray evaluate --detections boxes.csv --truth MANIFEST --threshold CUTOFF (see the command's help)."""
+    if detections_csv is None or truth_manifest is None:
+        given, missing = ("--detections", "--truth") if truth_manifest is None else ("--truth", "--detections")
+        raise click.UsageError(f"{given} needs {missing}: --detections boxes.csv --truth MANIFEST --threshold CUTOFF")
+    if run_dirs or scores_csv is not None:
+        raise click.UsageError("--detections takes the place of --scores and RUN_DIR; give one of them")
+    for name, given in refused.items():
+        if given is not None:
+            raise click.UsageError(f"{name} does not apply with --detections (the manifest gives the labels, the boxes"
+                                   " the scores)")
+    cutoff = _box_cutoff(threshold)
+    draw = overlays is not False
+
+    from tfxray.data.manifest import load_manifest
+    from tfxray.evaluation.choices import DEFAULT_AGGREGATION
+    from tfxray.evaluation.detection import (align_detections, evaluate_detections, format_detection_summary,
+                                             read_detections_csv, write_detection_report)
+    from tfxray.evaluation.table import read_readers_csv
+
+    truth = load_manifest(truth_manifest, check_files=draw)  # the numbers need no image; the overlays do
+    detections = align_detections(read_detections_csv(detections_csv), truth.images["path"], source=str(detections_csv))
+    positive = _positive_of(truth, positive)
+    report = evaluate_detections(detections, truth.images, truth.boxes, positive=positive, cutoff=cutoff,
+                                 iou_threshold=0.5 if iou_threshold is None else iou_threshold, ci=ci,
+                                 n_bootstrap=n_bootstrap, seed=seed, patient_column=patient_column,
+                                 aggregate=aggregate or DEFAULT_AGGREGATION,
+                                 readers=read_readers_csv(readers) if readers is not None else None)
+    panels = None
+    if draw:
+        from tfxray.explain.overlays import write_overlay_panels
+
+        panels = write_overlay_panels(detections, truth.images, truth.boxes, cutoff, out / "overlays",
+                                      iou_threshold=report["iou_threshold"])
+    paths = write_detection_report(report, out, detections, truth.images, truth.boxes, roc_only=roc_only,
+                                   overlays=panels)
+    click.echo(format_detection_summary(report))
+    if panels is not None:
+        kinds = panels["kinds"]
+        written = sum(len(k["panels"]) for k in kinds.values())
+        counts = [len(kinds[kind]["panels"]) for kind in ("tp", "fn", "fp")]
+        click.echo(f"overlays: {written} panel(s) in {panels['folder']} ({counts[0]} with detected, {counts[1]} with"
+                   f" missed, {counts[2]} with false-positive boxes)")
+        if panels["failures"]:
+            first = panels["failures"][0]
+            click.echo(f"overlays: {len(panels['failures'])} image(s) could not be drawn (first: {first['path']}:"
+                       f" {first['reason']})")
     figures = [p for p in paths.values() if p.suffix == ".png"]
     click.echo(f"report: {paths['report.md']} and {paths['report.json']}; {len(figures)} figures in {out}")

@@ -21,6 +21,7 @@ SHORTCUTS = {
     "strategy": "train.strategy",
     "precision": "train.precision",
     "deterministic": "train.deterministic",
+    "init": "train.init",
 }
 
 
@@ -45,6 +46,8 @@ SHORTCUTS = {
 @click.option("--precision", type=click.Choice(["float32", "mixed", "mixed_float16", "mixed_bfloat16"]),
               help="mixed: float16 compute with a GPU, bfloat16 without (float16 is emulated on CPUs).")
 @click.option("--deterministic", is_flag=True, default=None, help="TensorFlow op determinism (reproducible, slower).")
+@click.option("--init", type=click.Path(exists=True, file_okay=False),
+              help="Start from another run's weights (layers matched by name), e.g. a generic detector.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Any recipe field, e.g. --set augment.online.enabled=true.")
 @click.option("--allow-leaks", is_flag=True, help="Accept a manifest split column that puts a patient on two sides.")
 @click.option("--overwrite", is_flag=True, allow_from_autoenv=False,
@@ -63,6 +66,7 @@ def train(ctx, recipe, data, out, resume_dir, sets, allow_leaks, overwrite, quie
       tfxray train wrist --data data/manifest.csv --out runs/w2 --set train.lr=0.01 --epochs 5
       tfxray train --resume runs/wrist --data data/manifest.csv
       tfxray train vertebral-radiograph --data spine.csv --out runs/spine --folds 5
+      tfxray train femoral-neck --data pelvis.csv --out runs/fn --init runs/generic-detector
     """
     # Everything up to check_training is TensorFlow-free: a typo is reported in a fraction of a second.
     from tfxray.config import resolve_recipe

@@ -69,12 +69,13 @@ def test_yaml_cannot_run_code(tmp_path):
 
 
 def test_data_task_is_gone_and_refused_in_one_line(tmp_path):
-    """data.task was read by nothing (the phantom kind is `tfxray synth --task`)."""
+    """data.task was read by nothing (the phantom kind is `tfxray synth --task`); the recipe's task
+    (classification or detection) is a top-level field, which the error points to."""
     path = tmp_path / "old.yaml"
     path.write_text(yaml.safe_dump({"name": "old", "data": {"task": "wrist", "input_size": 64}}))
     with pytest.raises(UserError) as info:
         load_recipe(str(path))
-    assert str(info.value).startswith("old.data: unknown key 'task' (valid: channels, class_balance,")
+    assert str(info.value) == "old.data: unknown key 'task' (did you mean the top-level 'task'?)"
     assert "\n" not in str(info.value)
     for name in builtin_recipe_names():
         assert "task" not in load_recipe(name).to_dict()["data"]

@@ -86,9 +86,26 @@ class OnlineAugmentConfig:
 
 
 @dataclass
+class BoxAugmentConfig:
+    """A detector's augmentation, boxes moved with the image (Mu et al. 2021): a horizontal flip with
+    probability ``flip`` and a rotation uniform in [-rotation, rotation] degrees, drawn per image."""
+
+    enabled: bool = False
+    flip: float = 0.5  # probability
+    rotation: float = 180.0  # degrees
+
+    def validate(self, where: str) -> None:
+        if not 0 <= self.flip <= 1:
+            raise UserError(f"{where}.flip: a probability in [0, 1] expected, got {self.flip}")
+        if not 0 <= self.rotation <= 180:
+            raise UserError(f"{where}.rotation: degrees in [0, 180] expected, got {self.rotation}")
+
+
+@dataclass
 class AugmentConfig:
     offline: OfflineAugmentConfig = field(default_factory=OfflineAugmentConfig)
     online: OnlineAugmentConfig = field(default_factory=OnlineAugmentConfig)
+    boxes: BoxAugmentConfig = field(default_factory=BoxAugmentConfig)  # detection only
 
 
 @dataclass
@@ -178,6 +195,12 @@ class TrainConfig:
     deterministic: bool = False  # TensorFlow op determinism: reproducible, slower
     feature_cache: bool = True  # frozen backbone: train the head on cached features
     cache_dir: str = ""  # default: $TFXRAY_CACHE/features or ~/.cache/tfxray/features
+    init: str = ""  # a run directory whose weights this training starts from (tfxray train --init RUN_DIR)
+    # detectors, with init: before training, the initial model runs over the training images; positives where
+    # it misses a reference box (hard positives) are added again; hard_negatives also adds normal images where
+    # it calls a box (off by default: Mu et al. found it made the model miss more)
+    hard_positives: bool = False
+    hard_negatives: bool = False
 
     def validate(self, where: str) -> None:
         _choice(where, "optimizer", self.optimizer, ("sgd", "adam", "adamw"))
@@ -188,6 +211,48 @@ class TrainConfig:
                 raise UserError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
         if self.schedule.name == "plateau" and self.schedule.min_lr >= self.lr:
             raise UserError(f"{where}.schedule.min_lr: must be below train.lr ({self.lr}), got {self.schedule.min_lr}")
+
+
+DETECTORS = ("faster_rcnn", "retinanet")
+TASKS = ("classification", "detection")
+
+
+@dataclass
+class DetectionConfig:
+    """A detector (``task: detection``): its architecture, sizes and loss weights, and the cut-off and IoU
+    of its evaluation. Defaults are Faster R-CNN + FPN as in Mu et al. 2021 (loss = rpn_weight x RPN
+    loss + rcnn_weight x R-CNN loss, zeta = 1 and eta = 0.1)."""
+
+    architecture: str = "faster_rcnn"  # faster_rcnn | retinanet
+    fpn_filters: int = 256
+    head_units: int = 1024  # the box head's two dense layers
+    anchor_scale: float = 8.0  # anchor side = anchor_scale x the level's stride (P2: 32 px)
+    rpn_weight: float = 1.0  # zeta
+    rcnn_weight: float = 0.1  # eta
+    rpn_samples: int = 256  # anchors sampled per image for the RPN loss
+    roi_samples: int = 512  # proposals sampled per image for the R-CNN loss
+    proposals_train: int = 2000  # proposals kept per level before NMS (training)
+    proposals_test: int = 1000
+    max_detections: int = 100  # boxes per image after NMS
+    min_score: float = 0.01  # boxes below this confidence are dropped (the image score is 0 then)
+    cutoff: float = 0.5  # box confidence at which a box (and its image) is called positive
+    iou: float = 0.5  # IoU at which a predicted box matches a reference box
+    max_boxes: int = 0  # reference boxes per image in a batch; 0 = the most in the training data
+
+    def validate(self, where: str) -> None:
+        _choice(where, "architecture", self.architecture, DETECTORS)
+        for name in ("cutoff", "iou", "min_score"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"{where}.{name}: a number in [0, 1] expected, got {getattr(self, name)}")
+        for name in ("fpn_filters", "head_units", "rpn_samples", "roi_samples", "proposals_train", "proposals_test",
+                     "max_detections"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{where}.{name}: must be positive, got {getattr(self, name)}")
+        if self.anchor_scale <= 0 or self.rpn_weight < 0 or self.rcnn_weight < 0:
+            raise UserError(f"{where}: anchor_scale must be positive and the loss weights non-negative")
+        if self.min_score > self.cutoff:
+            raise UserError(f"{where}.min_score: {self.min_score} is above the cut-off {self.cutoff}: "
+                            f"no box could reach it")
 
 
 @dataclass
@@ -207,14 +272,21 @@ class EvaluateConfig:
 class Recipe:
     name: str = "custom"
     description: str = ""
+    task: str = "classification"  # classification | detection (boxes; see the detection section)
     classes: list[str] = field(default_factory=lambda: ["normal", "fracture"])  # negative class first
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
+
+    @property
+    def is_detection(self) -> bool:
+        return self.task == "detection"
 
     def validate(self) -> Recipe:
+        _choice("recipe", "task", self.task, TASKS)
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise UserError(f"recipe.classes: at least two distinct class names expected, got {self.classes}")
         for section in dataclasses.fields(self):
@@ -222,7 +294,45 @@ class Recipe:
         if self.model.gray_input == "sum-first-conv" and self.data.channels != 1:
             raise UserError(f"model.gray_input: sum-first-conv is for gray input (data.channels: 1), got channels "
                             f"{self.data.channels}")
+        self._check_task_fields()
         return self
+
+    def _check_task_fields(self) -> None:
+        """Refuse fields the recipe's task does not read, so none is silently ignored."""
+        default = Recipe()
+        if self.is_detection:
+            unread = {
+                "data.roi": self.data.roi, "data.neighbours": self.data.neighbours,
+                "data.folds": self.data.folds, "data.class_balance": self.data.class_balance,
+                "augment.offline.factor": self.augment.offline.factor,
+                "augment.online.enabled": self.augment.online.enabled,
+                "model.dropout": self.model.dropout, "model.l2": self.model.l2, "model.pooling": self.model.pooling,
+                "model.gray_input": self.model.gray_input, "train.feature_cache": self.train.feature_cache,
+                "evaluate.patient_level": self.evaluate.patient_level,
+            }
+            wanted = {"data.roi": False, "data.neighbours": False, "data.folds": 0, "data.class_balance": "none",
+                      "augment.offline.factor": 1, "augment.online.enabled": False, "model.dropout": 0.0,
+                      "model.l2": 0.0, "model.pooling": "avg", "model.gray_input": "replicate",
+                      "train.feature_cache": default.train.feature_cache, "evaluate.patient_level": False}
+            for key, value in unread.items():
+                if value != wanted[key]:
+                    raise UserError(f"{key}: not read by a detector (task: detection); remove it from the recipe")
+            if self.data.channels != 1:
+                raise UserError("data.channels: a detector reads gray radiographs (channels: 1)")
+            if self.model.freeze not in ("all-but-top", "none") or self.model.unfreeze not in ("", "none"):
+                raise UserError("model.freeze: a detector freezes its whole backbone (all-but-top) or nothing (none), "
+                                "and model.unfreeze can only be none")
+            if self.evaluate.threshold != default.evaluate.threshold:
+                raise UserError("evaluate.threshold: a detector calls boxes at detection.cutoff; set that instead")
+        else:
+            if self.augment.boxes != default.augment.boxes:
+                raise UserError("augment.boxes: moves boxes with the image for a detector; this recipe is "
+                                "task: classification")
+            if self.train.hard_positives or self.train.hard_negatives:
+                raise UserError("train.hard_positives: hard-example mining is for detectors (task: detection)")
+            if self.detection != default.detection:
+                raise UserError("detection: settings of a detector; this recipe is task: classification "
+                                "(add task: detection)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -323,7 +433,7 @@ def _nearest_key(key: str, section: str, known: set[str]) -> str:
     if target is not None and target.startswith(here) and target[len(here):] in known:
         return f" (did you mean {target[len(here):]!r}?)"
     if target is not None and target in fields:
-        return f" (did you mean {target!r}?)"
+        return f" (did you mean {target!r}?)" if "." in target else f" (did you mean the top-level {target!r}?)"
     return _did_you_mean(key, known)
 
 

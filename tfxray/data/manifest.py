@@ -3,7 +3,9 @@
 A data set is a folder with one sub-folder per class, or a CSV manifest with columns
 path, label and optionally patient_id, study_id, series_id, slice_index, x1, y1, x2, y2,
 split, fold. Relative paths resolve against the CSV's folder. An image may appear on
-several rows, one per box; an identical duplicate row is an error.
+several rows, one per box; an identical duplicate row is an error. A box is (x1, y1, x2, y2) in
+the original image's pixels with 0 <= x1 < x2 and 0 <= y1 < y2; when files are checked, also
+x2 <= columns and y2 <= rows of the image (read from its header, no pixels decoded).
 
 Headers are matched without regard to case or separators (``PatientID``, ``Patient ID``,
 ``patient-id`` are ``patient_id``), and the usual other names of the id columns are read as
@@ -159,6 +161,37 @@ def _table_from_folders(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _boxes_outside(table: pd.DataFrame, coords: pd.DataFrame, well_formed: pd.Series, exists: dict, row_name
+                   ) -> list[str]:
+    """A problem per well-formed box that reaches past its image (x2 > cols or y2 > rows), from each file's header.
+
+    Headers only (``profile.header_meta``: no pixels decoded), one read per image. A file whose
+    header cannot be read is left to the decoder, which reports it with its reason.
+    """
+    from .profile import header_meta
+
+    sizes: dict[str, tuple[int, int] | None] = {}
+    problems = []
+    for i in np.flatnonzero(well_formed.to_numpy()):
+        path = table["path"].iat[i]
+        if not exists.get(path):
+            continue
+        if path not in sizes:
+            try:
+                meta = header_meta(path)
+                sizes[path] = (int(meta["rows"]), int(meta["cols"])) if meta.get("rows") and meta.get("cols") else None
+            except Exception:  # noqa: BLE001  not readable as an image here: the decoder says why
+                sizes[path] = None
+        if sizes[path] is None:
+            continue
+        rows, cols = sizes[path]
+        x1, y1, x2, y2 = coords.iloc[i]
+        if x2 > cols or y2 > rows:
+            problems.append(f"{row_name(i)}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) outside the image "
+                            f"({cols} x {rows} px: need x2 <= {cols}, y2 <= {rows})")
+    return problems
+
+
 def _validate(table: pd.DataFrame, base: Path, source: Path, classes: list[str] | None, check_files: bool) -> Manifest:
     missing = [c for c in ("path", "label") if c not in table.columns]
     if missing:
@@ -197,6 +230,8 @@ def _validate(table: pd.DataFrame, base: Path, source: Path, classes: list[str] 
         ordered = (coords.x2 > coords.x1) & (coords.y2 > coords.y1) & (coords >= 0).all(axis=1)
         for i in np.flatnonzero(given & ~(complete & ordered)):
             problems.append(f"{row_name(i)}: bad box {tuple(table[list(BOX_COLUMNS)].iloc[i])} (need 0 <= x1 < x2, y1 < y2)")
+        if check_files:
+            problems.extend(_boxes_outside(table, coords, complete & ordered, exists, row_name))
     if "slice_index" in table.columns:  # the order of slices in a series (CT neighbours)
         position = pd.to_numeric(table["slice_index"], errors="coerce")
         for i in np.flatnonzero(position.isna() & table["slice_index"].notna()):

@@ -1,6 +1,8 @@
 """What the training pipeline feeds a model, as pictures: a batch of training images with labels.
 
-``preview_tiles`` shows one image's augmentations (``tfxray augment-preview``); ``training_batch``
+``preview_tiles`` shows one image's augmentations (``tfxray augment-preview``), and
+``detection_preview_tiles`` a detector's (flip and rotation, the image's boxes moved with it on
+every tile, by the training pipeline's own transform); ``training_batch``
 draws a batch of the training split as a recipe's training would see it: the
 same patient-grouped split, the same input builder (plain image, or a CT slice's region and
 neighbours), a random offline variant when the recipe amplifies, then the online augmentation
@@ -81,30 +83,41 @@ def training_batch(manifest, data_cfg, augment_cfg, n: int, seed: int) -> tuple[
     return tiles, "; ".join(notes) or "no augmentation"
 
 
-def preview_tiles(path: str, augment_cfg, geometry, n: int, seed: int) -> tuple[list[Tile], str]:
+def preview_tiles(path: str, augment_cfg, geometry, n: int, seed: int, boxes=None) -> tuple[list[Tile], str]:
     """``n`` augmented versions of one image as a recipe would make them: (tiles, kind).
 
     Offline amplification (``factor > 1``): the image's amplification plan, its first ``factor``
     tiles exactly the variants training writes for this file; further tiles are extra draws.
     Otherwise the online layers, applied to ``n`` copies of the image (one batch).
+
+    ``boxes``: the image's boxes (original pixels), drawn on the tiles whose variant left the
+    image in place or only flipped it; ``kind`` says so when some tiles go without.
     """
     from .augment import AffineParams, amplification_plan, apply_params
+    from .boxes import BoxTransform, transform_boxes
     from .inputs import load_input
 
-    image = load_input(str(path), geometry)[0]
+    image, meta = load_input(str(path), geometry)
     centre = image.shape[-1] // 2  # gray, or the centre slice of a slice-and-neighbours stack
+    placed = _placed_boxes(boxes, meta, geometry, path)
     offline = augment_cfg.offline
     if offline.factor > 1:
         plan = amplification_plan([str(path)], n, offline, seed)
-        tiles, captions = [], []
+        tiles = []
         for _, row in plan.iterrows():
             params = AffineParams(**{f: row[f] for f in AffineParams.__dataclass_fields__})
-            tiles.append(apply_params(image[..., centre], params))
             extra = " (extra)" if row["variant"] >= offline.factor else ""
-            captions.append(f"#{int(row['variant'])}{extra} {'flip ' if params.flip else ''}"
-                            f"rot {params.rotation:+.0f}\nshift {params.shift_x:+.2f},{params.shift_y:+.2f} "
-                            f"shear {params.shear:+.2f}\nzoom {params.zoom_x:.2f},{params.zoom_y:.2f}")
-        return [Tile(t, c) for t, c in zip(tiles, captions)], f"offline x{offline.factor}"
+            caption = (f"#{int(row['variant'])}{extra} {'flip ' if params.flip else ''}"
+                       f"rot {params.rotation:+.0f}\nshift {params.shift_x:+.2f},{params.shift_y:+.2f} "
+                       f"shear {params.shear:+.2f}\nzoom {params.zoom_x:.2f},{params.zoom_y:.2f}")
+            shown = None
+            if placed is not None and params.is_identity:  # in place, or only flipped
+                shown = transform_boxes(placed, BoxTransform(flip=params.flip), geometry.size, geometry.size)[0]
+            tiles.append(Tile(apply_params(image[..., centre], params), caption, shown))
+        kind = f"offline x{offline.factor}"
+        if placed is not None and any(t.boxes is None for t in tiles):
+            kind += "; boxes drawn only on the tiles left in place or only flipped"
+        return tiles, kind
     from .online import online_augmentation
 
     layer = online_augmentation(augment_cfg.online, seed)
@@ -112,7 +125,86 @@ def preview_tiles(path: str, augment_cfg, geometry, n: int, seed: int) -> tuple[
         raise UserError("recipe: no augmentation to preview (augment.offline.factor is 1 and augment.online is off); "
                         "tfxray show-batch RECIPE --data MANIFEST shows the images as training feeds them")
     batch = np.asarray(layer(np.repeat(image[None], n, axis=0), training=True))
-    return [Tile(b[..., centre], f"online draw {k}") for k, b in enumerate(batch)], "online"
+    kind = "online" + ("; boxes not drawn: the online layers do not move them" if placed is not None else "")
+    return [Tile(b[..., centre], f"online draw {k}") for k, b in enumerate(batch)], kind
+
+
+def image_boxes(manifest_source, image) -> np.ndarray:
+    """``image``'s boxes (original pixels, (k, 4)) from the manifest at ``manifest_source``, which must list it."""
+    import os
+
+    from .manifest import load_manifest
+
+    manifest = load_manifest(manifest_source, check_files=False)  # only this image's rows are needed
+    path = os.path.abspath(str(image))
+    if not (manifest.images["path"] == path).any():
+        raise UserError(f"{image}: not in the manifest {manifest_source} (its boxes are looked up there)")
+    return manifest.boxes_for(path)
+
+
+def _placed_boxes(boxes, meta: dict, geometry: ImageGeometry, path) -> np.ndarray | None:
+    """An image's boxes (original pixels) in its tile's pixels; None without boxes. A box outside the
+    image is a one-line error."""
+    if boxes is None:
+        return None
+    found = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if not len(found):
+        return None
+    rows, cols = int(meta["rows"]), int(meta["cols"])
+    bad = (found[:, 0] < 0) | (found[:, 1] < 0) | (found[:, 2] > cols) | (found[:, 3] > rows) \
+        | (found[:, 2] <= found[:, 0]) | (found[:, 3] <= found[:, 1])
+    if bad.any():
+        box = ", ".join(f"{v:g}" for v in found[np.flatnonzero(bad)[0]])
+        raise UserError(f"{path}: box ({box}) is not inside the image ({cols} x {rows} px)")
+    return boxes_to_input(found, rows, cols, geometry)
+
+
+def detection_preview_tiles(path: str, boxes, augment: dict, geometry: ImageGeometry, n: int, seed: int
+                            ) -> tuple[list[Tile], str]:
+    """The image as the detector's input (first tile), then ``n - 1`` draws of its augmentation: (tiles, kind).
+
+    ``boxes``: the image's boxes in original pixels (``Manifest.boxes_for``), moved with the image by
+    the training pipeline's own transform (``detection.transform_batch``) and drawn on every tile;
+    a box the draw pushes out of the input is dropped there, as in training.
+    """
+    import tensorflow as tf
+
+    from .detection import PAD, augment_parameters, draw_augmentation, transform_batch
+    from .inputs import load_input
+
+    params = augment_parameters(augment)
+    if params is None or params == (0.0, 0.0):
+        raise UserError("recipe: no augmentation to preview (augment.boxes is off, or flip 0 and rotation 0)")
+    flip, rotation = params
+    image, meta = load_input(str(path), geometry)
+    centre = image.shape[-1] // 2
+    placed = _placed_boxes(boxes, meta, geometry, path)  # None without boxes
+    placed = np.zeros((0, 4), np.float32) if placed is None else placed.astype(np.float32)
+    m = max(len(placed), 1)
+    padded = np.full((n, m, 4), PAD, np.float32)
+    padded[:, :len(placed)] = placed
+    classes = np.full((n, m), PAD, np.float32)
+    classes[:, :len(placed)] = 0
+    flips, angles = draw_augmentation(seed, n, flip, rotation)
+    flips = tf.concat([[False], flips[1:]], 0)  # the first tile is the input itself
+    angles = tf.concat([[0.0], angles[1:]], 0)
+    moved, moved_boxes, moved_classes = transform_batch(np.repeat(image[None], n, axis=0), padded, classes,
+                                                        flips, angles)
+    moved, moved_boxes, moved_classes = moved.numpy(), moved_boxes.numpy(), moved_classes.numpy()
+    flips, angles = flips.numpy(), angles.numpy()
+    tiles = []
+    for k in range(n):
+        shown = moved_boxes[k][moved_classes[k] >= 0]
+        caption = "input" if k == 0 else f"draw {k}: {'flip ' if flips[k] else ''}rot {angles[k]:+.0f}"
+        if len(placed) and len(shown) < len(placed):
+            caption += f"\n{len(placed) - len(shown)} box(es) pushed out"
+        tiles.append(Tile(moved[k][..., centre], caption, shown))
+    kind = f"detection: flip {flip:g}, rotation +-{rotation:g}"
+    if boxes is None:
+        kind += "; no boxes given (--data MANIFEST draws them)"
+    elif not len(placed):
+        kind += "; the image has no boxes"
+    return tiles, kind
 
 
 def write_preview_grid(tiles: list[Tile], title: str, out: Path) -> Path:
@@ -133,7 +225,9 @@ def write_preview_grid(tiles: list[Tile], title: str, out: Path) -> Path:
     for ax, tile in zip(axes.ravel(), tiles):
         ax.imshow(tile.image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         for x1, y1, x2, y2 in (tile.boxes if tile.boxes is not None else []):
-            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="lime", linewidth=1.0))
+            # boxes are continuous coordinates (pixel i covers [i, i + 1)); imshow centres pixel i on i
+            ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, edgecolor="lime",
+                                   linewidth=1.0))
         ax.set_title(tile.caption, fontsize=6.5)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.97))

@@ -40,6 +40,13 @@ class BundleMeta:
     recipe: dict = field(default_factory=dict)
     tfxray_version: str = ""
     trained_on: dict = field(default_factory=dict)  # data.profile.training_profile; {} in older runs
+    task: str = "classification"  # classification | detection (threshold is then the box cut-off)
+    detection: dict = field(default_factory=dict)  # detectors: architecture, iou, box classes
+    started_from: dict = field(default_factory=dict)  # train --init: the run whose weights it started from
+
+    @property
+    def is_detection(self) -> bool:
+        return self.task == "detection"
 
     @property
     def positive(self) -> str:
@@ -77,7 +84,7 @@ def load_meta(run_dir: str | Path) -> BundleMeta:
 def load_bundle(run_dir: str | Path, compile: bool = False) -> Bundle:
     import keras
 
-    from . import preprocessing  # noqa: F401  registers the custom layer before loading
+    from . import detector, preprocessing  # noqa: F401  registers the custom classes before loading
 
     run_dir = Path(run_dir)
     meta = load_meta(run_dir)

@@ -156,3 +156,83 @@ def predictor_for(model) -> Predictor:
     if model not in _PREDICTORS:
         _PREDICTORS[model] = Predictor(model)
     return _PREDICTORS[model]
+
+
+# --------------------------------------------------------------------------- detectors
+
+BOX_COLUMNS_OUT = ["path", "frame", "x1", "y1", "x2", "y2", "score", "class"]  # boxes.csv
+
+
+class DetectorPredictor:
+    """``model.detect`` as one traced graph (any batch size): boxes in model-input pixels."""
+
+    def __init__(self, model):
+        import tensorflow as tf
+
+        s = model.settings
+        spec = tf.TensorSpec([None, s["input_size"], s["input_size"], s["channels"]], tf.float32)
+        self._fn = tf.function(model.detect, input_signature=[spec], autograph=False)
+
+    def __call__(self, images) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v) for k, v in self._fn(images).items()}
+
+
+def detector_predictor_for(model) -> DetectorPredictor:
+    if model not in _PREDICTORS:
+        _PREDICTORS[model] = DetectorPredictor(model)
+    return _PREDICTORS[model]
+
+
+def image_boxes(found: dict[str, np.ndarray], i: int, height: int, width: int, geometry: ImageGeometry,
+                box_classes: list[str], min_score: float = 0.0) -> list[tuple]:
+    """Image ``i`` of a ``detect`` batch -> [(x1, y1, x2, y2, score, class)] in original-image pixels
+    (the inverse of the resize and pad), highest score first, empty boxes dropped."""
+    from ..data.boxes import boxes_from_input
+
+    n = int(found["num_detections"][i])
+    scores = found["scores"][i, :n].astype(np.float64)
+    keep = scores >= min_score
+    boxes = boxes_from_input(found["boxes"][i, :n][keep], height, width, geometry)
+    classes = found["classes"][i, :n][keep]
+    rows = [(*map(float, box), float(score), box_classes[int(c)])
+            for box, score, c in zip(boxes, scores[keep], classes)
+            if box[2] > box[0] and box[3] > box[1]]
+    return sorted(rows, key=lambda r: -r[4])
+
+
+def detect_batches(bundle: Bundle, paths: list[str], batch_size: int = 8, *, all_frames: bool = False,
+                   check_profile: bool = True, manifest=None):
+    """Per batch: (index, frame, frames, status, reason, metadata JSON, boxes per element) for ``paths``,
+    boxes as ``image_boxes`` gives them (original pixels); elements whose status is not OK get none."""
+    import json
+
+    geometry = geometry_of(bundle)
+    box_classes = bundle.meta.detection.get("box_classes") or bundle.meta.classes[1:]
+    dataset = status_dataset(inputs_for(bundle, manifest, check_profile=check_profile), paths, batch_size,
+                             all_frames=all_frames)
+    predict = detector_predictor_for(bundle.model)
+    for index, frame, frames, status, reason, meta, images in dataset:
+        found = predict(images)
+        statuses = status.numpy()
+        metas = [json.loads(m.decode()) for m in meta.numpy()]
+        boxes = [image_boxes(found, i, int(m.get("rows") or geometry.size), int(m.get("cols") or geometry.size),
+                             geometry, box_classes) if statuses[i] == OK else []
+                 for i, m in enumerate(metas)]
+        yield index.numpy(), frame.numpy(), frames.numpy(), statuses, [r.decode() for r in reason.numpy()], metas, boxes
+
+
+def detect_paths(bundle: Bundle, paths: list[str], batch_size: int = 8, progress: bool = False, *,
+                 check_profile: bool = True, manifest=None):
+    """(boxes table ``BOX_COLUMNS_OUT`` in original pixels, status per path, reason per path), frame 0 of each file."""
+    import pandas as pd
+
+    rows, statuses, reasons = [], np.zeros(len(paths), np.int32), [""] * len(paths)
+    with progress_bar(total=len(paths), unit="img", desc="detecting", disable=not progress) as bar:
+        for index, frame, _, status, reason, _, boxes in detect_batches(bundle, paths, batch_size,
+                                                                        check_profile=check_profile,
+                                                                        manifest=manifest):
+            for k, i in enumerate(index):
+                statuses[i], reasons[i] = status[k], reason[k]
+                rows += [(paths[i], int(frame[k]), *box) for box in boxes[k]]
+            bar.update(len(index))
+    return pd.DataFrame(rows, columns=BOX_COLUMNS_OUT), statuses, reasons

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import keras
+import numpy as np
 import pandas as pd
 
 from ..errors import RunError
@@ -101,16 +102,22 @@ class RestoreBest(keras.callbacks.Callback):
     run still ends on the best epoch of the epochs before the kill.
     """
 
-    def __init__(self, monitor: str = "val_loss"):
+    def __init__(self, monitor: str = "val_loss", mode: str = "min"):
         super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
         self.monitor = monitor
-        self.best = float("inf")
+        self.mode = mode
+        self.best = float("inf") if mode == "min" else float("-inf")
         self.best_weights = None
         self.best_epoch = None  # 1-based
 
+    def _better(self, value: float) -> bool:
+        return value < self.best if self.mode == "min" else value > self.best
+
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is not None and value < self.best:
+        if value is not None and np.isfinite(value) and self._better(value):
             self.best, self.best_epoch = float(value), epoch + 1
             self.best_weights = self.model.get_weights()
 

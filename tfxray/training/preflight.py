@@ -24,8 +24,9 @@ def check_training(recipe: Recipe) -> None:
     spec = get_spec(model.backbone)
     if recipe.data.input_size < spec.min_size:
         raise UserError(f"data.input_size: {model.backbone} needs at least {spec.min_size} px, got {recipe.data.input_size}")
-    check_learnable(model.backbone, model.weights, model.freeze, staged=recipe.train.finetune_epochs > 0)
-    check_weights(model.backbone, model.weights)
+    if not recipe.train.init:  # with --init the weights come from that run (models.transfer)
+        check_learnable(model.backbone, model.weights, model.freeze, staged=recipe.train.finetune_epochs > 0)
+        check_weights(model.backbone, model.weights)
     check_freeze_names(recipe)
 
 

@@ -53,8 +53,11 @@ class Restored:
     monitor: str
     value: float
 
+    mode: str = "min"
+
     def line(self) -> str:
-        return f"restored the weights of epoch {self.epoch} (lowest {self.monitor} {self.value:.4f})"
+        best = "lowest" if self.mode == "min" else "highest"
+        return f"restored the weights of epoch {self.epoch} ({best} {self.monitor} {self.value:.4f})"
 
 
 @dataclass
@@ -81,7 +84,7 @@ def _build_model(recipe: Recipe, geometry: ImageGeometry, mean: float, std: floa
         input_size=geometry.size,
         channels=geometry.channels,
         n_classes=len(recipe.classes),
-        weights=recipe.model.weights,
+        weights="none" if recipe.train.init else recipe.model.weights,  # --init's run brings its own
         freeze=recipe.model.freeze,
         normalization=recipe.data.normalization,
         dataset_mean=mean,
@@ -91,6 +94,26 @@ def _build_model(recipe: Recipe, geometry: ImageGeometry, mean: float, std: floa
         pooling=recipe.model.pooling,
         gray_input=recipe.model.gray_input,
     )
+
+
+def _start_from(recipe: Recipe, model, verbose: int) -> dict:
+    """``train.init``: copy another run's weights into ``model`` by layer name (``models.transfer``);
+    the run it started from, for tfxray.json."""
+    from ..models.bundle import load_bundle
+    from ..models.transfer import transfer_weights
+
+    if not recipe.train.init:
+        return {}
+    source = load_bundle(recipe.train.init)
+    copied, total = transfer_weights(source.model, model)
+    if copied == 0:
+        raise UserError(f"--init {recipe.train.init}: no layer of that run matches this model "
+                        f"({source.meta.backbone} vs {recipe.model.backbone})")
+    if verbose:
+        print(f"started from {recipe.train.init}: {copied} of {total} weight tensors copied "
+              f"(the rest, e.g. a head for other classes, start fresh)")
+    return {"run": str(Path(recipe.train.init).resolve()), "task": source.meta.task, "backbone": source.meta.backbone,
+            "copied": copied, "of": total}
 
 
 def _synchronize_batchnorm(model, on: bool) -> None:
@@ -201,6 +224,11 @@ def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resum
     geometry = ImageGeometry(recipe.data.input_size, recipe.data.channels, recipe.data.resize)
 
     save_recipe(recipe, run_dir / "recipe.yaml")
+    if recipe.is_detection:
+        from .detection import train_detector
+
+        return train_detector(recipe, manifest, run_dir, strategy, resume=resume, allow_leaks=allow_leaks,
+                              verbose=verbose, budget_source=budget_source)
     rows = prepare_rows(recipe, manifest, run_dir, geometry, resume=resume, allow_leaks=allow_leaks, verbose=verbose)
     replicas = strategy.num_replicas_in_sync
     plan = fit_plan(recipe, len(rows.train), replicas)
@@ -213,6 +241,7 @@ def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resum
         mean, std = _dataset_stats(rows.train["path"].tolist(), rows.train_inputs)
     with strategy.scope():
         model = _build_model(recipe, geometry, mean, std)
+        started_from = _start_from(recipe, model, verbose)
     _synchronize_batchnorm(model, replicas > 1)
     if verbose:
         print(format_parameter_table(parameter_table(model, recipe.model.backbone)))
@@ -222,7 +251,8 @@ def _train(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resum
     lr_scale = replicas if recipe.train.scale_lr else 1
     phase, restored = _fit_phases(recipe, model, inputs, plan, strategy, run_dir, resume=resume, lr_scale=lr_scale,
                                   verbose=verbose)
-    result = _finalize(recipe, model, phase, rows.y_val, geometry, run_dir, split_table=rows.table)
+    result = _finalize(recipe, model, phase, rows.y_val, geometry, run_dir, split_table=rows.table,
+                       started_from=started_from)
     result.restored = restored
     return result
 
@@ -511,7 +541,8 @@ def _fit_phases(recipe: Recipe, model, inputs: Inputs, plan: FitPlan, strategy, 
 
 
 def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint: str, epochs: int, initial_epoch: int,
-         verbose: int, steps_per_epoch: int | None = None, lr: float = 0.0) -> Restored | None:
+         verbose: int, steps_per_epoch: int | None = None, lr: float = 0.0, extra_callbacks=(),
+         monitor: tuple[str, str] = ("val_loss", "min")) -> Restored | None:
     """One training phase with the run directory's callbacks; resumable from its checkpoint.
 
     At an epoch's end the plateau schedule (if any) sets the next rate, history.csv is written,
@@ -522,29 +553,32 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
 
     Returns the epoch whose weights the model ends with when that is the best, not the last
     (``restore_best``, or early stopping without it), also marked on history.png.
+    ``extra_callbacks`` run first at an epoch's end (a detector's validation AUC adds its log
+    there); ``monitor`` is what the best epoch is judged on, and in which direction.
     """
     import keras
     import tensorflow as tf
 
-    callbacks = []
+    callbacks = list(extra_callbacks)
     s = recipe.train.schedule
     if s.name == "plateau":
         callbacks.append(PlateauSchedule(
             run_dir / "history.csv", first_epoch=initial_epoch, lr=lr, factor=s.factor, patience=s.patience,
             min_delta=s.min_delta, cooldown=s.cooldown, min_lr=s.min_lr,
         ))
-    best = RestoreBest("val_loss") if recipe.train.restore_best and val_data is not None else None
+    watched, mode = monitor
+    best = RestoreBest(watched, mode) if recipe.train.restore_best and val_data is not None else None
     stopping = None
     if recipe.train.early_stopping > 0 and val_data is not None:
         # RestoreBest, when on, restores (its best survives a resume); else early stopping does
-        stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=recipe.train.early_stopping,
+        stopping = keras.callbacks.EarlyStopping(monitor=watched, mode=mode, patience=recipe.train.early_stopping,
                                                  restore_best_weights=best is None)
 
     def restored() -> Restored | None:
         if best is not None and best.best_epoch is not None:
-            return Restored(best.best_epoch, best.monitor, best.best)
+            return Restored(best.best_epoch, best.monitor, best.best, mode)
         if stopping is not None and stopping.best_weights is not None:
-            return Restored(stopping.best_epoch + 1, stopping.monitor, float(stopping.best))
+            return Restored(stopping.best_epoch + 1, stopping.monitor, float(stopping.best), mode)
         return None
 
     callbacks.append(HistoryCSV(run_dir / "history.csv", run_dir / "history.png", restored=restored))
@@ -574,7 +608,7 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
 
 
 def _finalize(recipe: Recipe, model, phase: Phase, y_val: np.ndarray, geometry: ImageGeometry,
-              run_dir: Path, split_table: pd.DataFrame | None = None) -> TrainResult:
+              run_dir: Path, split_table: pd.DataFrame | None = None, started_from: dict | None = None) -> TrainResult:
     """The operating threshold (on the validation split, with the last phase's model) and the bundle,
     with the profile of the training split's images (``split_table``; before any amplification)."""
     from ..data.profile import training_profile
@@ -598,6 +632,7 @@ def _finalize(recipe: Recipe, model, phase: Phase, y_val: np.ndarray, geometry: 
         recipe=recipe.to_dict(),
         trained_on=training_profile(split_table.loc[split_table["split"] == "train", "path"])
         if split_table is not None else {},
+        started_from=started_from or {},
     )
     save_bundle(model, meta, run_dir)
     (run_dir / PHASE_ONE_WEIGHTS).unlink(missing_ok=True)
