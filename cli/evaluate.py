@@ -57,12 +57,15 @@ from tfxray.evaluation.choices import AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGAT
                    " x2, y2); an image with no box row has no reference box.")
 @click.option("--iou", "iou_threshold", type=click.FloatRange(0, 1, min_open=True),
               help="With --detections: the IoU a predicted box needs with a reference box to count as found [0.5].")
+@click.option("--compare", is_flag=True,
+              help="RUN_A RUN_B: compare two runs on the same cases (paired DeLong test on the AUCs; for detectors"
+                   " also McNemar's test on sensitivity and specificity at each run's cut-off).")
 @click.option("--overlays/--no-overlays", default=None,
               help="With --detections: box overlays of detected, missed and false-positive boxes in OUT/overlays/"
                    " [on].")
 def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_only, out, label_column, positive,
              score_columns, threshold, patient_column, aggregate, ci, n_bootstrap, seed, readers, fold_column,
-             detections_csv, truth_manifest, iou_threshold, overlays):
+             detections_csv, truth_manifest, iou_threshold, overlays, compare):
     """Evaluate scores against labels: ROC, AUC with 95% CI (DeLong or bootstrap), the operating
     point at a threshold with exact CIs, per-patient results and DeLong tests between models.
 
@@ -91,6 +94,8 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
       tfxray evaluate runs/wrist-a runs/wrist-b --split test --out compare/
       tfxray evaluate runs/ct --data ct_manifest.csv --roc --out eval/    # ROC figures only
       tfxray evaluate --detections boxes.csv --truth test.csv --threshold 0.4 --out eval/   # a detector
+      tfxray evaluate runs/fn --data test.csv --out eval/                  # a detector run: boxes + report
+      tfxray evaluate --compare runs/generic runs/fn --data test.csv --out compare/   # before/after
 
     With --detections boxes.csv --truth MANIFEST --threshold CUTOFF: every image of the manifest is
     a case scored by its highest box confidence (0 without a box), called positive when a box
@@ -110,9 +115,13 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
                                                  "--label-column": label_column,
                                                  "--score-column": score_columns or None,
                                                  "--fold-column": fold_column})
-    for given, name in ((iou_threshold, "--iou"), (overlays, "--overlays/--no-overlays")):
-        if given is not None:
-            raise click.UsageError(f"{name} goes with --detections and --truth (a detector's boxes)")
+    if compare and len(run_dirs) != 2:
+        raise click.UsageError(f"--compare takes two run directories, RUN_A RUN_B (got {len(run_dirs)})")
+    if iou_threshold is not None:
+        raise click.UsageError("--iou goes with --detections and --truth (a detector run uses its saved IoU)")
+    if overlays is not None and not run_dirs:
+        raise click.UsageError("--overlays/--no-overlays goes with a detector's boxes (--detections, or a detector"
+                               " RUN_DIR)")
     if bool(run_dirs) == (scores_csv is not None):
         raise click.UsageError("give either --scores FILE.csv, or RUN_DIR with --data MANIFEST or --split test|val")
     evaluation = None
@@ -139,8 +148,20 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
         if score_columns:
             raise click.UsageError("--score-column goes with --scores; RUN_DIR's model gives the scores")
         from tfxray.io import atomic_write_text
+        from tfxray.models.bundle import load_meta
         from tfxray.scoring.predict import evaluate_runs
 
+        kinds = {load_meta(r).is_detection for r in run_dirs}
+        if kinds == {True}:
+            return _evaluate_detector_runs(run_dirs, manifest, split, out, overlays, roc_only, ci, n_bootstrap, seed,
+                                           allow_modality, refused={"--worst": worst, "--label-column": label_column,
+                                                                    "--threshold": threshold,
+                                                                    "--patient-column": patient_column,
+                                                                    "--readers": readers,
+                                                                    "--fold-column": fold_column})
+        if len(kinds) > 1:
+            raise click.UsageError("RUN_DIRs: a detector and a classifier cannot be compared on the same scale; "
+                                   "evaluate them one by one")
         evaluation = evaluate_runs(list(run_dirs), manifest, split=split, label_column=label_column,
                                    positive=positive, threshold=threshold, patient_column=patient_column,
                                    aggregate=aggregate, allow_modality=allow_modality)
@@ -253,3 +274,62 @@ def _evaluate_boxes(run_dirs, scores_csv, detections_csv, truth_manifest, thresh
                        f" {first['reason']})")
     figures = [p for p in paths.values() if p.suffix == ".png"]
     click.echo(f"report: {paths['report.md']} and {paths['report.json']}; {len(figures)} figures in {out}")
+
+
+def _evaluate_detector_runs(run_dirs, manifest, split, out, overlays, roc_only, ci, n_bootstrap, seed, allow_modality,
+                            refused):
+    """tfxray evaluate DETECTOR_RUN [DETECTOR_RUN_B] --data MANIFEST | --split test|val: the report of each run's
+    boxes (per image and per box, as --detections), and with two runs the paired comparison (DeLong on the
+    per-image AUCs, McNemar on sensitivity and specificity at each run's cut-off)."""
+    for name, given in refused.items():
+        if given is not None:
+            raise click.UsageError(f"{name} does not apply to a detector run (its cut-off and IoU are saved with it;"
+                                   " the manifest gives the labels)")
+    if len(run_dirs) > 2:
+        raise click.UsageError("detector runs are compared two at a time: give RUN_A RUN_B")
+    from tfxray.evaluation.detection import (compare_detections, detection_image_table, evaluate_detections,
+                                             format_comparison, format_detection_summary, write_comparison,
+                                             write_detection_report)
+    from tfxray.io import atomic_write_text
+    from tfxray.scoring.detections import detect_manifest, require_same_cases, run_label
+
+    runs = [detect_manifest(r, manifest, split=split, allow_modality=allow_modality) for r in run_dirs]
+    if len(runs) == 2:
+        require_same_cases(runs)
+        names = [run_label(r.bundle) for r in runs]
+        if names[0] == names[1]:
+            names = ["A", "B"]
+    reports = []
+    for i, run in enumerate(runs):
+        folder = out if len(runs) == 1 else out / names[i]
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = run.bundle.meta
+        images, boxes = run.manifest.images, run.manifest.boxes
+        atomic_write_text(folder / "boxes.csv", run.detections.to_csv(index=False, float_format="%.3f"))
+        if len(run.excluded):
+            atomic_write_text(folder / "excluded.csv", run.excluded.to_csv(index=False))
+            click.echo(f"{len(run.excluded)} image(s) outside {run.bundle.path}'s training profile left out "
+                       f"({folder / 'excluded.csv'}); --allow-modality keeps them")
+        report = evaluate_detections(run.detections, images, boxes, positive=meta.positive, cutoff=run.cutoff,
+                                     iou_threshold=run.iou, ci=ci, n_bootstrap=n_bootstrap, seed=seed)
+        panels = None
+        if overlays is not False:
+            from tfxray.explain.overlays import write_overlay_panels
+
+            panels = write_overlay_panels(run.detections, images, boxes, run.cutoff, folder / "overlays",
+                                          iou_threshold=run.iou)
+        paths = write_detection_report(report, folder, run.detections, images, boxes, roc_only=roc_only,
+                                       overlays=panels)
+        if len(runs) == 2:
+            click.echo(f"{names[i]} ({run.bundle.path}):")
+        click.echo(format_detection_summary(report))
+        click.echo(f"report: {paths['report.md']} and {paths['report.json']}; boxes: {folder / 'boxes.csv'}")
+        reports.append(report)
+    if len(runs) == 2:
+        tables = [detection_image_table(r.detections, runs[0].manifest.images) for r in runs]
+        labels = (tables[0]["label"].astype(str) == runs[0].bundle.meta.positive).to_numpy()
+        comparison = compare_detections(tables[0].iloc[:, 2], tables[1].iloc[:, 2], labels, runs[0].cutoff,
+                                        runs[1].cutoff, names=tuple(names))
+        written = write_comparison(comparison, out)
+        click.echo(format_comparison(comparison))
+        click.echo(f"comparison: {', '.join(str(p) for p in written.values())}")

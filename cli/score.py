@@ -33,8 +33,10 @@ from tfxray.explain import METHODS
 @click.option("--devices", envvar="TFXRAY_SCORE_DEVICES", metavar="LIST",
               help="Devices to split predictions across, e.g. /gpu:0,/gpu:1 (default: every GPU when there "
                    "are several; or TFXRAY_SCORE_DEVICES).")
+@click.option("--overlays", "overlays_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Detectors: a picture of every scored image with its boxes and confidences, into this folder.")
 def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggregate, allow_errors, gradcam_dir,
-          gradcam_only_positives, gradcam_method, devices, allow_modality):
+          gradcam_only_positives, gradcam_method, devices, allow_modality, overlays_dir):
     """Score every image under FOLDER (DICOM with or without suffix, PNG, JPEG, TIFF) with RUN_DIR's model.
 
     One row per file (one per frame of a multi-frame file): path, SOP instance UID, patient and
@@ -44,6 +46,9 @@ def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggre
     "modality CT, model trained on DX/CR"; --allow-modality scores them anyway. Roll-ups per
     study and per patient go to <out>_rollup.csv. With --gradcam DIR, a panel per image goes to
     DIR, named after its path (a/b/IM0001 -> a__b__IM0001_gradcam.png).
+    A detector's run (task: detection) also writes boxes.csv beside --out: one row per predicted box
+    (path, frame, x1, y1, x2, y2, score, class) in the original image's pixels; its image score is the
+    highest box confidence (0 without a box), called at the saved cut-off; --overlays DIR draws them.
     Exit code 1 when some files failed (unless --allow-errors).
 
     \b
@@ -51,6 +56,7 @@ def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggre
       tfxray score runs/wrist /pacs/export --out scores.csv --hash-ids --salt "$SALT"
       tfxray score runs/wrist /pacs/export --out scores.csv --resume
       tfxray score runs/wrist /pacs/export --out scores.csv --gradcam panels --gradcam-only-positives
+      tfxray score runs/femoral-neck /pacs/pelvis --out scores.csv --overlays boxes   # + boxes.csv
     """
     import warnings
 
@@ -65,7 +71,7 @@ def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggre
     summary = score_folder(run_dir, folder, out, batch_size=batch_size, resume=resume, shard=parse_shard(shard),
                            hash_ids=hash_ids, salt=salt, aggregate=aggregate, gradcam_dir=gradcam_dir,
                            gradcam_only_positives=gradcam_only_positives, gradcam_method=gradcam_method,
-                           devices=devices, allow_modality=allow_modality)
+                           devices=devices, allow_modality=allow_modality, overlays_dir=overlays_dir)
     for line in summary.lines():
         click.echo(line)
     click.echo(f"scores: {out}")
@@ -73,5 +79,9 @@ def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggre
         click.echo(f"roll-ups: {summary.rollups}")
     if gradcam_dir is not None:
         click.echo(f"Grad-CAM panels: {gradcam_dir}")
+    if summary.boxes or summary.overlays or (out.parent / "boxes.csv").exists():
+        from tfxray.scoring.batch import box_path
+
+        click.echo(f"boxes: {box_path(out)}" + (f"; overlays: {overlays_dir}" if overlays_dir else ""))
     if summary.errors and not allow_errors:
         sys.exit(1)

@@ -51,6 +51,8 @@ class ScoreSummary:
     errors: int = 0
     positives: int = 0
     panels: int = 0  # Grad-CAM panels written
+    boxes: int = 0  # a detector's boxes written to boxes.csv
+    overlays: int = 0  # pictures of them
     replicas: int = 1  # devices the predictions were split across
     reasons: Counter = field(default_factory=Counter)  # error reasons, the file's own path taken out
     outside: Counter = field(default_factory=Counter)  # reasons of the files skipped by the training profile
@@ -70,6 +72,8 @@ class ScoreSummary:
             out.append(f"predictions split across {self.replicas} devices (MirroredStrategy)")
         if self.panels:
             out.append(f"Grad-CAM panels: {self.panels}")
+        if self.boxes or self.overlays:
+            out.append(f"boxes: {self.boxes}" + (f"; overlays: {self.overlays}" if self.overlays else ""))
         for reason, count in self.reasons.most_common(10):
             out.append(f"  {count:>6} x {reason}")
         if self.outside:
@@ -168,6 +172,7 @@ def score_folder(
     gradcam_method: str = "gradcam",
     devices: list[str] | str | None = None,
     allow_modality: bool = False,
+    overlays_dir: str | Path | None = None,
 ) -> ScoreSummary:
     """Score every file under ``folder`` into ``out_csv``: one row per file, one per frame of multi-frame files.
 
@@ -177,11 +182,20 @@ def score_folder(
     ``gradcam_only_positives``), computed batch by batch from the decoded images. ``devices``:
     see ``scoring.devices`` (MirroredStrategy on several GPUs). Files outside the model's training
     profile (``data.profile``) are skipped with the reason, unless ``allow_modality``.
+
+    A detector's run also writes ``boxes.csv`` beside ``out_csv`` (``box_path``): one row per predicted
+    box in original-image pixels; its image rows score the highest box confidence (0 without a box)
+    and call it at the saved cut-off. ``overlays_dir``: a picture per scored image with its boxes.
     """
     folder, out_csv = Path(folder), Path(out_csv)
     _check_options(folder, out_csv, resume=resume, hash_ids=hash_ids, salt=salt, aggregate=aggregate,
                    batch_size=batch_size, gradcam_dir=gradcam_dir, gradcam_method=gradcam_method)
     bundle, predict = _load_for_scoring(run, devices)
+    detector = bundle.meta.is_detection
+    if detector and gradcam_dir is not None:
+        raise UserError("--gradcam: a detector's evidence is its boxes; use --overlays DIR to draw them")
+    if overlays_dir is not None and not detector:
+        raise UserError("--overlays: draws a detector's boxes; this run is a classifier (use --gradcam DIR)")
     # refuses CT models (a folder gives no boxes or series); checks each file against the training profile
     builder = inputs_for(bundle, check_profile=not allow_modality)
     writer = _RowWriter(bundle.meta, hash_ids=hash_ids, salt=salt)
@@ -193,6 +207,7 @@ def score_folder(
                            profile_note=profile_note(bundle.meta, not allow_modality))
     del files, done  # from here on, the run keeps one short string per file still to score
     panels = _PanelWriter(bundle, Path(gradcam_dir), gradcam_method, gradcam_only_positives) if gradcam_dir else None
+    boxes = _BoxWriter(box_path(out_csv), bundle, folder, overlays_dir, resume) if detector else None
 
     out_csv.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out_csv, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -200,16 +215,21 @@ def score_folder(
     try:
         if os.fstat(fd).st_size == 0:
             _write_rows(fd, [writer.header])
+        if boxes is not None:  # boxes of files that never reached the scores CSV (a killed run) go
+            boxes.open(keep=set(_paths_in(out_csv)))
         dataset = status_dataset(builder, [os.path.join(folder, r) for r in todo], batch_size, all_frames=True)
         with progress_bar(total=len(todo), unit="file", desc="scoring", disable=not progress) as bar:
             for batch in dataset:
-                finished = _score_batch(batch, todo, folder, predict, writer, panels, summary, fd)
+                finished = _score_batch(batch, todo, folder, predict, writer, panels, summary, fd, boxes)
                 summary.files += finished
                 bar.update(finished)
         if writer.pending:  # cannot happen (a file's frames all follow it), but never lose a row
             _write_rows(fd, writer.take_pending())
     finally:
         os.close(fd)
+        if boxes is not None:
+            boxes.close()
+            summary.boxes, summary.overlays = boxes.written, boxes.overlays
     summary.seconds = time.perf_counter() - start
     summary.panels = panels.written if panels else 0
     classes = bundle.meta.classes
@@ -251,7 +271,101 @@ def _load_for_scoring(run: str | Path | Bundle, devices):
     else:
         with strategy.scope():
             bundle = load_bundle(run.path if isinstance(run, Bundle) else run)
+    if bundle.meta.is_detection:
+        if strategy is not None:
+            raise UserError("--devices: a detector scores on one device (its box search runs per image)")
+        return bundle, _DetectorScores(bundle)
     return bundle, Predictor(bundle.model, strategy)
+
+
+class _DetectorScores:
+    """A detector as the scoring loop sees it: per image, the highest box confidence (0 without a box),
+    and the boxes in original-image pixels (``models.inference.image_boxes``)."""
+
+    replicas = 1
+
+    def __init__(self, bundle):
+        from ..models.inference import detector_predictor_for, geometry_of
+
+        self.meta = bundle.meta
+        self.geometry = geometry_of(bundle)
+        self.box_classes = bundle.meta.detection.get("box_classes") or bundle.meta.classes[1:]
+        self.predict = detector_predictor_for(bundle.model)
+
+    def __call__(self, images, metas: list[dict]) -> tuple[np.ndarray, list[list[tuple]]]:
+        from ..models.inference import image_boxes
+
+        found = self.predict(images)
+        boxes = [image_boxes(found, i, int(m.get("rows") or self.geometry.size), int(m.get("cols") or self.geometry.size),
+                             self.geometry, self.box_classes) for i, m in enumerate(metas)]
+        scores = np.array([[max((b[4] for b in image), default=0.0)] for image in boxes], np.float64).reshape(-1, 1)
+        return scores, boxes
+
+
+def box_path(out_csv: Path) -> Path:
+    """A detector's boxes.csv beside the scores CSV (``scores.csv`` -> ``boxes.csv``; ``x.csv`` -> ``x_boxes.csv``)."""
+    out_csv = Path(out_csv)
+    return out_csv.with_name("boxes.csv" if out_csv.name == "scores.csv" else f"{out_csv.stem}_boxes.csv")
+
+
+def _paths_in(out_csv: Path):
+    """Paths of the rows of a scores CSV (streamed)."""
+    with open(out_csv, newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for row in reader:
+            if row:
+                yield row[0]
+
+
+class _BoxWriter:
+    """boxes.csv: one row per predicted box, ``path, frame, x1, y1, x2, y2, score, class`` in original pixels.
+
+    A batch's boxes are written (and fsynced) before its rows reach the scores CSV, like Grad-CAM panels:
+    a killed run may leave boxes of files the scores CSV does not list yet; ``open`` drops them on resume,
+    so the two files always agree. Optional overlays: a PNG per scored image with its boxes.
+    """
+
+    def __init__(self, path: Path, bundle, folder: Path, overlays_dir, resume: bool):
+        from ..models.inference import BOX_COLUMNS_OUT
+
+        if path.exists() and not resume:
+            raise UserError(f"{path}: already exists (use --resume to continue it, or choose another --out)")
+        self.path, self.folder, self.header = path, folder, BOX_COLUMNS_OUT
+        self.cutoff = float(bundle.meta.threshold)
+        self.overlays_dir = Path(overlays_dir) if overlays_dir is not None else None
+        self.fd = None
+        self.written = self.overlays = 0
+
+    def open(self, keep: set[str]) -> None:
+        if self.path.exists():  # resume: keep the boxes of files the scores CSV holds, atomically
+            table = pd.read_csv(self.path, dtype={"path": str, "class": str}, keep_default_na=False)
+            if list(table.columns) != self.header:
+                raise UserError(f"{self.path}: not a boxes CSV of this tfxray version (its columns differ)")
+            atomic_write_text(self.path, table[table["path"].isin(keep)].to_csv(index=False, float_format="%.3f"))
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if os.fstat(self.fd).st_size == 0:
+            _write_rows(self.fd, [self.header])
+
+    def write(self, relative: str, frame: int, boxes: list[tuple]) -> None:
+        rows = [[relative, frame, *(f"{v:.3f}" for v in box[:4]), f"{box[4]:.6f}", box[5]] for box in boxes]
+        if rows:
+            _write_rows(self.fd, rows)
+            self.written += len(rows)
+        if self.overlays_dir is not None:
+            from ..explain.overlays import draw_box_overlay
+            from ..explain.panels import panel_name
+
+            predicted = pd.DataFrame([box[:5] for box in boxes], columns=["x1", "y1", "x2", "y2", "score"])
+            draw_box_overlay(self.folder / relative, predicted, None,
+                             self.overlays_dir / panel_name(relative, frame or None, "boxes"), cutoff=self.cutoff,
+                             title=relative, frame=frame)
+            self.overlays += 1
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class _RowWriter:
@@ -307,12 +421,17 @@ class _PanelWriter:
 
 
 def _score_batch(batch, todo: list[str], folder: Path, predict, writer: _RowWriter, panels: _PanelWriter | None,
-                 summary: ScoreSummary, fd: int) -> int:
+                 summary: ScoreSummary, fd: int, boxes: _BoxWriter | None = None) -> int:
     """Predict one batch of the stream, write the rows of the files it completes; returns how many it completed."""
     index, frame, frames, status, reasons, metas, images = (t.numpy() for t in batch)
     ok = status == OK
     scored = images[ok]
-    scores = predict(scored) if len(scored) else None
+    if boxes is None:
+        scores = predict(scored) if len(scored) else None
+    elif len(scored):
+        scores, found = predict(scored, [json.loads(m) for m in metas[ok]])
+        for j, image_boxes in zip(np.flatnonzero(ok), found):  # before the scores rows: see _BoxWriter
+            boxes.write(todo[index[j]], int(frame[j]), image_boxes)
     positions = np.cumsum(ok) - 1  # row j's position among the scored images
     classes = writer.meta.classes
     ready, finished, explain = [], 0, []
