@@ -22,7 +22,8 @@ The pipeline's decodes are counted (``load_input`` wrapped): after round 0 they 
     python benchmarks/detection.py [--backbone tiny_cnn] [--size 128] [--batch 8] [--steps 20]
                                    [--repeats 4] [--no-augment] [--n N]
 
-Prints steps/s and img/s per feed and, as the last line, ``ratio: <pipeline steps/s / in-memory
+Then the pipelines alone (iterated with no model: their headroom over the training step). Prints
+steps/s and img/s per feed and, as the last line, ``ratio: <pipeline steps/s / in-memory
 steps/s>`` (the pipeline with augmentation unless ``--no-augment``; the faster in-memory feed).
 """
 
@@ -116,6 +117,17 @@ def epoch_times(feeds, rounds, steps, decodes):
     return times, decoded
 
 
+def pipeline_alone(dataset, batches):
+    """Batches per second of the dataset iterated on its own (no model): the pipeline's headroom."""
+    iterator = iter(dataset)
+    for _ in range(batches):  # warm-up: the iterator's start, shuffle buffer, prefetch
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="tiny_cnn")
@@ -166,6 +178,9 @@ def main() -> None:
         print(f"  {name:<20} {rate:6.2f} steps/s {rate * args.batch:7.1f} img/s   epoch {steady[name]:6.2f} s "
               f"(warm-up {t[0]:6.2f} s; {', '.join(f'{v:.2f}' for v in t[1:])})")
     print(f"pipeline decodes: {decoded[0]} in the warm-up round, {decoded[-1] - decoded[0]} in the timed rounds")
+    for name in [k for k in feeds if k.startswith("pipeline")]:
+        rate = pipeline_alone(feeds[name][1]["x"], 5 * args.steps)
+        print(f"  {name} on its own (no model): {rate:7.1f} batches/s, {rate * args.batch:7.0f} img/s")
     memory = min(steady["memory (tensors)"], steady["memory (fit arrays)"])  # the faster in-memory feed
     main_side = "pipeline+augment" if args.augment else "pipeline"
     ratio = memory / steady[main_side]  # = pipeline steps/s / in-memory steps/s

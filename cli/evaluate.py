@@ -287,49 +287,8 @@ def _evaluate_detector_runs(run_dirs, manifest, split, out, overlays, roc_only, 
                                    " the manifest gives the labels)")
     if len(run_dirs) > 2:
         raise click.UsageError("detector runs are compared two at a time: give RUN_A RUN_B")
-    from tfxray.evaluation.detection import (compare_detections, detection_image_table, evaluate_detections,
-                                             format_comparison, format_detection_summary, write_comparison,
-                                             write_detection_report)
-    from tfxray.io import atomic_write_text
-    from tfxray.scoring.detections import detect_manifest, require_same_cases, run_label
+    from tfxray.scoring.detections import evaluate_detector_runs
 
-    runs = [detect_manifest(r, manifest, split=split, allow_modality=allow_modality) for r in run_dirs]
-    if len(runs) == 2:
-        require_same_cases(runs)
-        names = [run_label(r.bundle) for r in runs]
-        if names[0] == names[1]:
-            names = ["A", "B"]
-    reports = []
-    for i, run in enumerate(runs):
-        folder = out if len(runs) == 1 else out / names[i]
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = run.bundle.meta
-        images, boxes = run.manifest.images, run.manifest.boxes
-        atomic_write_text(folder / "boxes.csv", run.detections.to_csv(index=False, float_format="%.3f"))
-        if len(run.excluded):
-            atomic_write_text(folder / "excluded.csv", run.excluded.to_csv(index=False))
-            click.echo(f"{len(run.excluded)} image(s) outside {run.bundle.path}'s training profile left out "
-                       f"({folder / 'excluded.csv'}); --allow-modality keeps them")
-        report = evaluate_detections(run.detections, images, boxes, positive=meta.positive, cutoff=run.cutoff,
-                                     iou_threshold=run.iou, ci=ci, n_bootstrap=n_bootstrap, seed=seed)
-        panels = None
-        if overlays is not False:
-            from tfxray.explain.overlays import write_overlay_panels
-
-            panels = write_overlay_panels(run.detections, images, boxes, run.cutoff, folder / "overlays",
-                                          iou_threshold=run.iou)
-        paths = write_detection_report(report, folder, run.detections, images, boxes, roc_only=roc_only,
-                                       overlays=panels)
-        if len(runs) == 2:
-            click.echo(f"{names[i]} ({run.bundle.path}):")
-        click.echo(format_detection_summary(report))
-        click.echo(f"report: {paths['report.md']} and {paths['report.json']}; boxes: {folder / 'boxes.csv'}")
-        reports.append(report)
-    if len(runs) == 2:
-        tables = [detection_image_table(r.detections, runs[0].manifest.images) for r in runs]
-        labels = (tables[0]["label"].astype(str) == runs[0].bundle.meta.positive).to_numpy()
-        comparison = compare_detections(tables[0].iloc[:, 2], tables[1].iloc[:, 2], labels, runs[0].cutoff,
-                                        runs[1].cutoff, names=tuple(names))
-        written = write_comparison(comparison, out)
-        click.echo(format_comparison(comparison))
-        click.echo(f"comparison: {', '.join(str(p) for p in written.values())}")
+    evaluate_detector_runs(list(run_dirs), manifest, split=split, out=out, overlays=overlays is not False,
+                           roc_only=roc_only, ci=ci, n_bootstrap=n_bootstrap, seed=seed, allow_modality=allow_modality,
+                           say=click.echo)

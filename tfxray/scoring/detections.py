@@ -76,3 +76,69 @@ def require_same_cases(runs: list[RunDetections]) -> None:
 
 def run_label(bundle: Bundle) -> str:
     return Path(bundle.path).name or str(bundle.path)
+
+
+@dataclass
+class DetectorEvaluation:
+    reports: list[dict]  # one per run
+    runs: list[RunDetections]
+    names: list[str]
+    comparison: dict | None  # two runs: compare_detections' result
+
+
+def evaluate_detector_runs(runs: list, manifest=None, *, split: str | None = None, out: Path, overlays: bool = True,
+                           roc_only: bool = False, ci: str = "delong", n_bootstrap: int = 2000, seed: int = 0,
+                           allow_modality: bool = False, progress: bool = True, say=print) -> DetectorEvaluation:
+    """One detector run: its boxes (OUT/boxes.csv), report and figures in OUT. Two runs on the same cases:
+    each in OUT/<run name>/, and the paired comparison (DeLong on the per-image AUCs, McNemar on sensitivity
+    and specificity at each run's cut-off) in OUT/comparison.json and .md."""
+    from ..evaluation.detection import (compare_detections, detection_image_table, evaluate_detections,
+                                        format_comparison, format_detection_summary, write_comparison,
+                                        write_detection_report)
+    from ..explain.overlays import write_overlay_panels
+    from ..io import atomic_write_text
+
+    if not 1 <= len(runs) <= 2:
+        raise UserError("detector runs are evaluated one at a time or compared two at a time (RUN_A RUN_B)")
+    done = [detect_manifest(r, manifest, split=split, allow_modality=allow_modality, progress=progress)
+            for r in runs]
+    names = ["score"]
+    if len(done) == 2:
+        require_same_cases(done)
+        names = [run_label(r.bundle) for r in done]
+        if names[0] == names[1]:
+            names = ["A", "B"]
+    out = Path(out)
+    reports = []
+    for i, run in enumerate(done):
+        folder = out if len(done) == 1 else out / names[i]
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = run.bundle.meta
+        images, boxes = run.manifest.images, run.manifest.boxes
+        atomic_write_text(folder / "boxes.csv", run.detections.to_csv(index=False, float_format="%.3f"))
+        if len(run.excluded):
+            atomic_write_text(folder / "excluded.csv", run.excluded.to_csv(index=False))
+            say(f"{len(run.excluded)} image(s) outside {run.bundle.path}'s training profile left out "
+                f"({folder / 'excluded.csv'}); --allow-modality keeps them")
+        report = evaluate_detections(run.detections, images, boxes, positive=meta.positive, cutoff=run.cutoff,
+                                     iou_threshold=run.iou, ci=ci, n_bootstrap=n_bootstrap, seed=seed)
+        panels = write_overlay_panels(run.detections, images, boxes, run.cutoff, folder / "overlays",
+                                      iou_threshold=run.iou) if overlays else None
+        paths = write_detection_report(report, folder, run.detections, images, boxes, roc_only=roc_only,
+                                       overlays=panels)
+        if len(done) == 2:
+            say(f"{names[i]} ({run.bundle.path}):")
+        say(format_detection_summary(report))
+        say(f"report: {paths['report.md']} and {paths['report.json']}; boxes: {folder / 'boxes.csv'}")
+        reports.append(report)
+    comparison = None
+    if len(done) == 2:
+        images = done[0].manifest.images
+        tables = [detection_image_table(r.detections, images) for r in done]
+        labels = (images["label"].astype(str) == done[0].bundle.meta.positive).to_numpy()
+        comparison = compare_detections(tables[0].iloc[:, 2], tables[1].iloc[:, 2], labels, done[0].cutoff,
+                                        done[1].cutoff, names=tuple(names))
+        written = write_comparison(comparison, out)
+        say(format_comparison(comparison))
+        say(f"comparison: {', '.join(str(p) for p in written.values())}")
+    return DetectorEvaluation(reports, done, names, comparison)

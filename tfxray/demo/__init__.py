@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .io import atomic_write_json, atomic_write_text
+from ..io import atomic_write_json, atomic_write_text
 
 
 @dataclass
@@ -26,16 +26,16 @@ def run_demo(
     n_panels: int = 6,
     say: Callable[[str], None] = print,
 ) -> DemoResult:
-    from .config import load_recipe
-    from .data.manifest import load_manifest
-    from .data.splits import read_split_table
-    from .data.synth import synthesize
-    from .evaluation.report import evaluate_table, format_summary, write_report
-    from .explain.panels import write_panels
-    from .models.bundle import load_bundle
-    from .scoring.batch import score_folder
-    from .scoring.predict import evaluate_run
-    from .training.trainer import SPLIT_FILE, train
+    from ..config import load_recipe
+    from ..data.manifest import load_manifest
+    from ..data.splits import read_split_table
+    from ..data.synth import synthesize
+    from ..evaluation.report import evaluate_table, format_summary, write_report
+    from ..explain.panels import write_panels
+    from ..models.bundle import load_bundle
+    from ..scoring.batch import score_folder
+    from ..scoring.predict import evaluate_run
+    from ..training.trainer import SPLIT_FILE, train
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
