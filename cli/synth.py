@@ -32,8 +32,11 @@ def synth(out: Path, task: str, n: int, seed: int, fmt: str, size: int):
     from tfxray.data.synth import synthesize
 
     manifest = synthesize(out, task=task, n=n, seed=seed, fmt=fmt, size=size)
-    counts = manifest["label"].value_counts().to_dict()
+    images = manifest.drop_duplicates("path")  # a manifest row is a box: an image with two fractures has two
+    counts = images["label"].value_counts().to_dict()
+    boxes = int(manifest["x1"].notna().sum()) if "x1" in manifest.columns else 0
     click.echo(
-        f"wrote {len(manifest)} images of {manifest['patient_id'].nunique()} patients "
-        f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))}) and {out / 'manifest.csv'}"
+        f"wrote {len(images)} images of {images['patient_id'].nunique()} patients "
+        f"({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))})"
+        + (f", {boxes} boxes," if boxes else "") + f" and {out / 'manifest.csv'}"
     )

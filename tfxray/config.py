@@ -241,6 +241,8 @@ class DetectionConfig:
 
     def validate(self, where: str) -> None:
         _choice(where, "architecture", self.architecture, DETECTORS)
+        if self.architecture == "retinanet":
+            raise UserError(f"{where}.architecture: retinanet is not available yet; use faster_rcnn")
         for name in ("cutoff", "iou", "min_score"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UserError(f"{where}.{name}: a number in [0, 1] expected, got {getattr(self, name)}")

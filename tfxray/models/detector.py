@@ -1,4 +1,4 @@
-"""Detectors over the registered backbones: Faster R-CNN with a feature pyramid (Mu et al. 2021) and RetinaNet.
+"""Detectors over the registered backbones: Faster R-CNN with a feature pyramid (Mu et al. 2021).
 
 ``FasterRCNN`` is one Keras model: preprocessing (``RadiographPreprocessing``, as the classifier's)
 -> a registered backbone -> feature pyramid P2..P(top+1) -> region proposal network (one small
@@ -24,6 +24,7 @@ in Keras' safe mode, as classifiers do.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import keras
 import numpy as np
@@ -32,7 +33,6 @@ from ..errors import UserError
 from .backbones import build_backbone_output, get_spec, resolve_weights
 from .preprocessing import RadiographPreprocessing
 
-ARCHITECTURES = ("faster_rcnn", "retinanet")
 BOX_VARIANCE = [0.1, 0.1, 0.2, 0.2]  # keras-cv's delta scaling (the ROI sampler hard-codes it)
 FEATURE_MODEL = "features"
 
@@ -140,7 +140,7 @@ class FasterRCNN(keras.Model):
             bounding_box_format="yxyx", pre_nms_topk_train=s["proposals_train"],
             post_nms_topk_train=max(s["proposals_train"] // 2, s["roi_samples"]),
             pre_nms_topk_test=s["proposals_test"], post_nms_topk_test=max(s["proposals_test"] // 2, 1),
-            nms_iou_threshold_train=0.7, nms_iou_threshold_test=0.7)
+            nms_iou_threshold_train=0.7, nms_iou_threshold_test=0.7, dtype="float32")
         # keras-cv's RPN label encoder cannot be used: its BoxMatcher has force_match_for_each_col=False, so a
         # fracture smaller than every anchor (common: a femoral-neck line is tens of pixels) gets no positive
         # anchor and the RPN never learns it. _rpn_targets does the same with the forced match on.
@@ -148,10 +148,11 @@ class FasterRCNN(keras.Model):
         self.roi_sampler = _ROISampler(bounding_box_format="yxyx",
                                        roi_matcher=BoxMatcher(thresholds=[0.0, 0.5], match_values=[-2, -1, 1]),
                                        positive_fraction=0.25, background_class=0, num_sampled_rois=s["roi_samples"],
-                                       append_gt_boxes=True, name="roi_sampler")
+                                       append_gt_boxes=True, name="roi_sampler", dtype="float32")
         self.nms = MultiClassNonMaxSuppression(bounding_box_format="yxyx", from_logits=False,
                                                iou_threshold=s["nms_iou"], confidence_threshold=s["min_score"],
-                                               max_detections=s["max_detections"])
+                                               max_detections=s["max_detections"], dtype="float32")
+        # box geometry, sampling and NMS stay float32 under mixed precision (TensorFlow's NMS has no bfloat16 kernel)
         self.loss_trackers = {name: keras.metrics.Mean(name=name)
                               for name in ("rpn_class_loss", "rpn_box_loss", "rcnn_class_loss", "rcnn_box_loss")}
 
@@ -199,7 +200,8 @@ class FasterRCNN(keras.Model):
         size = float(self.settings["input_size"])
         boxes = {k: tf.clip_by_value(v, 0.0, size) for k, v in boxes.items()}
         probabilities = {k: tf.sigmoid(v) for k, v in scores.items()}
-        rois, _ = self.roi_generator(boxes, probabilities, training=training)
+        with _float32_policy():
+            rois, _ = self.roi_generator(boxes, probabilities, training=training)
         return {
             "features": [feats[k] for k in self.level_keys],
             "rpn_scores": tf.concat([scores[k] for k in self.level_keys], axis=1),
@@ -292,6 +294,19 @@ class FasterRCNN(keras.Model):
 ROI_SIZE = 7
 
 
+@contextmanager
+def _float32_policy():
+    """The global dtype policy float32 for a moment: keras-cv's ROIGenerator builds its NonMaxSuppression
+    layers inside ``call`` under the global policy, so under mixed_bfloat16 they fail ("Input 'y' of 'Greater'
+    Op has type float32 that does not match type bfloat16 of argument 'x'"); its inputs are float32 already."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def _yxyx(boxes):
     import tensorflow as tf
 
@@ -381,15 +396,9 @@ def _roi_align(features: list, levels: list[int], rois, input_size: int):
 def build_detector(architecture: str, backbone: str, *, input_size: int, channels: int = 1, num_classes: int = 1,
                    weights: str | None = None, **options):
     """A detector for the recipe's ``model.architecture``; built (weights created) before it is returned."""
-    if architecture == "faster_rcnn":
-        model = FasterRCNN(backbone, input_size, channels, num_classes, backbone_weights=weights, **options)
-    elif architecture == "retinanet":
-        from .retinanet import build_retinanet
-
-        model = build_retinanet(backbone, input_size=input_size, channels=channels, num_classes=num_classes,
-                                weights=weights, **options)
-    else:
-        raise UserError(f"model.architecture: {architecture!r} is not one of {', '.join(ARCHITECTURES)}")
+    if architecture != "faster_rcnn":  # retinanet (keras_cv.models.RetinaNet over these backbones) is not built yet
+        raise UserError(f"detection.architecture: {architecture!r} is not available; use faster_rcnn")
+    model = FasterRCNN(backbone, input_size, channels, num_classes, backbone_weights=weights, **options)
     model.build((None, input_size, input_size, channels))
     return model
 
