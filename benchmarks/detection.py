@@ -184,8 +184,14 @@ def main() -> None:
     memory = min(steady["memory (tensors)"], steady["memory (fit arrays)"])  # the faster in-memory feed
     main_side = "pipeline+augment" if args.augment else "pipeline"
     ratio = memory / steady[main_side]  # = pipeline steps/s / in-memory steps/s
-    if args.augment:
-        print(f"pipeline without augmentation / in memory: {memory / steady['pipeline']:.2f}")
+    for name in [k for k in feeds if k.startswith("pipeline")]:
+        # paired within each round (the feeds of a round share the machine's load of that moment)
+        paired = [min(t, a) / p for t, a, p in zip(times["memory (tensors)"][1:], times["memory (fit arrays)"][1:],
+                                                   times[name][1:])]
+        print(f"{name} / in memory: {memory / steady[name]:.2f} (median steps/s each); per round "
+              f"{', '.join(f'{v:.2f}' for v in paired)}, median {float(np.median(paired)):.2f}; against "
+              f"tensors alone {steady['memory (tensors)'] / steady[name]:.2f}, fit arrays alone "
+              f"{steady['memory (fit arrays)'] / steady[name]:.2f}")
     print(f"load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
     print(f"ratio: {ratio:.2f}")
 

@@ -25,7 +25,7 @@ def random_box_recall(detections: pd.DataFrame, truth: pd.DataFrame, images: pd.
     position inside its image (size kept), matched as the real ones; the mean over ``draws``. What a
     detector that finds nothing would score with the same number and sizes of boxes."""
     from ..data.detection import image_size
-    from ..evaluation.boxes import box_recall_precision, match_boxes
+    from ..evaluation.boxes import match_boxes
 
     rng = np.random.default_rng(seed)
     kept = detections[detections["score"] >= cutoff].reset_index(drop=True)
@@ -45,7 +45,7 @@ def random_box_recall(detections: pd.DataFrame, truth: pd.DataFrame, images: pd.
         moved["x2"], moved["y2"] = moved["x1"] + box_w, moved["y1"] + box_h
         matched = match_boxes(moved[["path", "x1", "y1", "x2", "y2", "score"]], truth, paths, cutoff,
                               iou_threshold=iou, by_class=False)
-        recalls.append(box_recall_precision(matched)["box_recall"])
+        recalls.append(matched.tp / matched.n_truth if matched.n_truth else 0.0)
     return float(np.mean(recalls))
 
 

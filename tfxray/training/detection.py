@@ -134,9 +134,6 @@ def train_detector(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, 
 
     d = recipe.detection
     geometry = ImageGeometry(recipe.data.input_size, recipe.data.channels, recipe.data.resize)
-    if (recipe.train.hard_positives or recipe.train.hard_negatives) and not recipe.train.init:
-        raise UserError("train.hard_positives: mining runs the initial model over the training images; give it one "
-                        "with --init RUN_DIR (the generic detector the protocol starts from)")
     rows = prepare_rows(recipe, manifest, run_dir, geometry, resume=resume, allow_leaks=allow_leaks, verbose=verbose)
     classes = box_classes(recipe.classes)
     box_table = manifest.boxes

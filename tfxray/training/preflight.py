@@ -21,6 +21,9 @@ NO_WEIGHTS = (None, "", "none", "None")
 def check_training(recipe: Recipe) -> None:
     """Backbone and input size, a head that can learn, the weights at hand, freeze boundaries that exist."""
     model = recipe.model
+    if (recipe.train.hard_positives or recipe.train.hard_negatives) and not recipe.train.init:
+        raise UserError("train.hard_positives: mining runs the initial model over the training images; give it one "
+                        "with --init RUN_DIR (e.g. a generic detector), or --set train.hard_positives=false")
     spec = get_spec(model.backbone)
     if recipe.data.input_size < spec.min_size:
         raise UserError(f"data.input_size: {model.backbone} needs at least {spec.min_size} px, got {recipe.data.input_size}")
@@ -68,6 +71,9 @@ def check_freeze_names(recipe: Recipe) -> None:
     """Every ``until:`` boundary names a stage of the backbone, or one of its layers (looked up in its
     graph, built without weights, only for a name that is not a stage)."""
     model = recipe.model
+    if (recipe.train.hard_positives or recipe.train.hard_negatives) and not recipe.train.init:
+        raise UserError("train.hard_positives: mining runs the initial model over the training images; give it one "
+                        "with --init RUN_DIR (e.g. a generic detector), or --set train.hard_positives=false")
     spec = get_spec(model.backbone)
     field_modes = [("model.freeze", model.freeze)]
     if staged_unfreeze(recipe):
