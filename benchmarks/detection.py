@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -193,6 +194,7 @@ def main() -> None:
               f"tensors alone {steady['memory (tensors)'] / steady[name]:.2f}, fit arrays alone "
               f"{steady['memory (fit arrays)'] / steady[name]:.2f}")
     print(f"load average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+    shutil.rmtree(work, ignore_errors=True)
     print(f"ratio: {ratio:.2f}")
 
 

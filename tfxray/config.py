@@ -214,6 +214,8 @@ class TrainConfig:
 
 
 DETECTORS = ("faster_rcnn", "retinanet")
+RCNN_ONLY = ("fpn_filters", "head_units", "rpn_weight", "rcnn_weight", "rpn_samples", "roi_samples", "proposals_train",
+             "proposals_test")
 TASKS = ("classification", "detection")
 
 
@@ -226,7 +228,7 @@ class DetectionConfig:
     architecture: str = "faster_rcnn"  # faster_rcnn | retinanet
     fpn_filters: int = 256
     head_units: int = 1024  # the box head's two dense layers
-    anchor_scale: float = 8.0  # anchor side = anchor_scale x the level's stride (P2: 32 px)
+    anchor_scale: float = 8.0  # anchor side = anchor_scale x the level's stride (P2: 32 px; retinanet: P3-P7)
     rpn_weight: float = 1.0  # zeta
     rcnn_weight: float = 0.1  # eta
     rpn_samples: int = 256  # anchors sampled per image for the RPN loss
@@ -241,8 +243,11 @@ class DetectionConfig:
 
     def validate(self, where: str) -> None:
         _choice(where, "architecture", self.architecture, DETECTORS)
-        if self.architecture == "retinanet":
-            raise UserError(f"{where}.architecture: retinanet is not available yet; use faster_rcnn")
+        if self.architecture == "retinanet":  # one stage: keras-cv's own pyramid, heads and focal loss
+            default = DetectionConfig()
+            for name in RCNN_ONLY:
+                if getattr(self, name) != getattr(default, name):
+                    raise UserError(f"{where}.{name}: a Faster R-CNN setting; retinanet does not read it")
         for name in ("cutoff", "iou", "min_score"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UserError(f"{where}.{name}: a number in [0, 1] expected, got {getattr(self, name)}")

@@ -88,6 +88,8 @@ def load_bundle(run_dir: str | Path, compile: bool = False) -> Bundle:
 
     run_dir = Path(run_dir)
     meta = load_meta(run_dir)
+    if meta.detection.get("architecture") == "retinanet":
+        from . import retinanet  # noqa: F401  registers its classes (imports keras-cv: only when needed)
     model_path = run_dir / MODEL_FILE
     if not model_path.is_file():
         raise UserError(f"{run_dir}: no {MODEL_FILE} (was training interrupted? resume with 'tfxray train --resume')")

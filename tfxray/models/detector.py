@@ -396,22 +396,40 @@ def _roi_align(features: list, levels: list[int], rois, input_size: int):
 def build_detector(architecture: str, backbone: str, *, input_size: int, channels: int = 1, num_classes: int = 1,
                    weights: str | None = None, **options):
     """A detector for the recipe's ``model.architecture``; built (weights created) before it is returned."""
-    if architecture != "faster_rcnn":  # retinanet (keras_cv.models.RetinaNet over these backbones) is not built yet
-        raise UserError(f"detection.architecture: {architecture!r} is not available; use faster_rcnn")
-    model = FasterRCNN(backbone, input_size, channels, num_classes, backbone_weights=weights, **options)
+    if architecture == "retinanet":
+        from .retinanet import build_retinanet
+
+        model = build_retinanet(backbone, input_size=input_size, channels=channels, num_classes=num_classes,
+                                weights=weights, **options)
+    elif architecture == "faster_rcnn":
+        model = FasterRCNN(backbone, input_size, channels, num_classes, backbone_weights=weights, **options)
+    else:
+        raise UserError(f"detection.architecture: {architecture!r} is not one of faster_rcnn, retinanet")
     model.build((None, input_size, input_size, channels))
     return model
 
 
+def backbone_layers(model) -> list:
+    """The layers with weights that belong to the backbone (not preprocessing, pyramid or heads): what
+    ``model.freeze: all-but-top`` freezes. Faster R-CNN keeps them in ``features`` (with its FPN),
+    RetinaNet in ``backbone``."""
+    graph = model.features if isinstance(model, FasterRCNN) else model.backbone
+    return [layer for layer in graph.layers
+            if layer.weights and not layer.name.startswith("fpn_") and layer.name != "preprocessing"]
+
+
 def backbone_layer_names(model) -> set[str]:
-    """Names of the layers that belong to the backbone (not preprocessing, FPN or heads): what ``freeze`` freezes."""
-    features = model.features
-    return {layer.name for layer in features.layers
-            if layer.weights and not layer.name.startswith("fpn_") and layer.name != "preprocessing"}
+    return {layer.name for layer in backbone_layers(model)}
 
 
 def set_backbone_trainable(model, trainable: bool) -> None:
-    names = backbone_layer_names(model)
-    for layer in model.features.layers:
-        if layer.name in names:
-            layer.trainable = trainable
+    for layer in backbone_layers(model):
+        layer.trainable = trainable
+
+
+def compile_detector(model, optimizer) -> None:
+    """Faster R-CNN computes its own loss (``compute_loss``); RetinaNet takes keras-cv's focal and smooth-L1."""
+    if isinstance(model, FasterRCNN):
+        model.compile(optimizer=optimizer)
+    else:
+        model.compile(optimizer=optimizer, classification_loss="focal", box_loss="smoothl1")

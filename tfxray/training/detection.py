@@ -23,7 +23,7 @@ from ..data.manifest import BOX_COLUMNS, Manifest
 from ..errors import UserError
 from ..io import atomic_write_text
 from ..models.bundle import BundleMeta, load_bundle, save_bundle
-from ..models.detector import build_detector, set_backbone_trainable
+from ..models.detector import build_detector, compile_detector, set_backbone_trainable
 from ..models.inference import detect_paths
 from ..models.transfer import transfer_weights
 
@@ -125,6 +125,26 @@ class ImageAUC:
 # --------------------------------------------------------------------------- training
 
 
+def _check_anchor_matches(model, data, geometry: ImageGeometry, anchor_scale: float, verbose: int) -> None:
+    """RetinaNet learns nothing from a box no anchor matches (its loss is zero, silently): refuse when none
+    matches, say how many do not otherwise."""
+    from ..data.detection import detection_targets
+    from ..models.retinanet import ANCHOR_MATCH_IOU, unmatched_boxes
+
+    _, boxes, _ = detection_targets(data, geometry)
+    boxes = boxes.reshape(-1, 4)
+    boxes = boxes[boxes[:, 0] >= 0]
+    missed = unmatched_boxes(model, boxes)
+    advice = (f"anchors are {anchor_scale:g} x the stride at P3-P7 ({anchor_scale * 8:g} px and up at input size "
+              f"{geometry.size}); lower detection.anchor_scale, raise data.input_size, or use faster_rcnn")
+    if len(boxes) and missed == len(boxes):
+        raise UserError(f"detection.anchor_scale: none of the {len(boxes)} training boxes overlaps an anchor at IoU >= "
+                        f"{ANCHOR_MATCH_IOU:g}, so retinanet would learn nothing; {advice}")
+    if missed and verbose:
+        print(f"warning: {missed} of {len(boxes)} training boxes overlap no anchor at IoU >= {ANCHOR_MATCH_IOU:g} and "
+              f"give retinanet no signal; {advice}")
+
+
 def train_detector(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, *, resume: bool, allow_leaks: bool,
                    verbose: int, budget_source: str = ""):
     from ..data.detection import detection_dataset
@@ -192,6 +212,8 @@ def train_detector(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, 
                                 f"({init_bundle.meta.backbone} vs {recipe.model.backbone})")
             started_from.update(copied=copied, of=total)
     _synchronize_batchnorm(model, replicas > 1)
+    if d.architecture == "retinanet":
+        _check_anchor_matches(model, (rows.train, box_table, recipe.classes), geometry, d.anchor_scale, verbose)
 
     validation = ImageAUC(val_data, (val_rows["label"] != recipe.classes[0]).to_numpy()) if val_data is not None else None
     extra_callbacks = [validation.callback()] if validation is not None else []
@@ -199,7 +221,7 @@ def train_detector(recipe: Recipe, manifest: Manifest, run_dir: Path, strategy, 
 
     def compile_for(epochs: int, scale: float) -> None:
         with strategy.scope():
-            model.compile(optimizer=_optimizer(recipe, plan.steps_per_epoch * epochs, scale))
+            compile_detector(model, _optimizer(recipe, plan.steps_per_epoch * epochs, scale))
 
     lr_scale = replicas if recipe.train.scale_lr else 1
     frozen = recipe.model.freeze != "none"
