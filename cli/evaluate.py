@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from tfxray.evaluation.choices import AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGATION
+from tfxray.evaluation.choices import (AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGATION, DIRECTION_FOR_TABLES,
+                                       DIRECTIONS)
 
 
 @click.command("evaluate")
@@ -36,6 +37,11 @@ from tfxray.evaluation.choices import AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGAT
 @click.option("--threshold", help="0.5 | youden | sensitivity:0.95 | specificity:0.9 | model"
                                   "  [--scores: youden; RUN_DIR: model; --detections: the box cut-off, a number in"
                                   " [0, 1], required]")
+@click.option("--direction", type=click.Choice(DIRECTIONS),
+              help="Which way the scores point: higher (a higher score means positive), lower, or auto (pROC's"
+                   " direction=\"auto\": chosen per model and level from the class medians, with pROC's warning when"
+                   " it picks lower; the folds keep the pooled choice)  [--scores: auto; RUN_DIR: higher, a model's"
+                   " score being its positive-class probability]")
 @click.option("--patient-column", help="Also report per patient (or study): rows grouped by this column"
                                       " [RUN_DIR: patient_id when the run's recipe says evaluate.patient_level: true].")
 @click.option("--aggregate", type=click.Choice(AGGREGATIONS),
@@ -64,8 +70,8 @@ from tfxray.evaluation.choices import AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGAT
               help="With --detections: box overlays of detected, missed and false-positive boxes in OUT/overlays/"
                    " [on].")
 def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_only, out, label_column, positive,
-             score_columns, threshold, patient_column, aggregate, ci, n_bootstrap, seed, readers, fold_column,
-             detections_csv, truth_manifest, iou_threshold, overlays, compare):
+             score_columns, threshold, direction, patient_column, aggregate, ci, n_bootstrap, seed, readers,
+             fold_column, detections_csv, truth_manifest, iou_threshold, overlays, compare):
     """Evaluate scores against labels: ROC, AUC with 95% CI (DeLong or bootstrap), the operating
     point at a threshold with exact CIs, per-patient results and DeLong tests between models.
 
@@ -73,8 +79,12 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
     model first (its saved threshold is then the default), or with --split test|val to score the
     run's own held-out rows. Several RUN_DIRs score the same cases and are compared directly
     (paired DeLong test; score columns named after the runs, each at its own saved threshold);
-    they must share their classes. Conventions follow pROC: controls are the negative class, and
-    the curve's direction is chosen as direction="auto" (reported when lower scores mean positive).
+    they must share their classes. Conventions follow pROC: controls are the negative class. A
+    run's scores are "higher = positive" (--direction higher, so a model worse than chance reads an
+    AUC below 0.5); a --scores table's direction is pROC's direction="auto" unless --direction
+    fixes it (the report says which, and warns when auto picks lower). A threshold chosen on the
+    evaluated data (youden, sensitivity:X, specificity:X) is flagged exploratory, with CIs that
+    bootstrap the choice; a run's saved threshold (chosen on validation data) is the default.
 
     With RUN_DIR, images outside what the model was trained on (tfxray.json's trained_on: another
     modality, colour images for a gray model, thumbnails) are left out of the analysis, counted,
@@ -107,7 +117,11 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
     from tfxray.evaluation.report import evaluate_table, format_summary, write_report
     from tfxray.evaluation.table import read_readers_csv, read_scores_csv
 
+    detector_direction = ("--direction: a detector's image score (its highest box confidence) is higher = positive by"
+                          " construction; leave --direction out")
     if detections_csv is not None or truth_manifest is not None:
+        if direction is not None:
+            raise click.UsageError(detector_direction)
         return _evaluate_boxes(run_dirs, scores_csv, detections_csv, truth_manifest, threshold, out, positive,
                                iou_threshold, overlays, roc_only, patient_column, aggregate, ci, n_bootstrap, seed,
                                readers, refused={"--data": manifest, "--split": split, "--worst": worst,
@@ -141,7 +155,7 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
         table = read_scores_csv(scores_csv)
         arguments = {"label_column": label_column, "positive": positive, "score_columns": list(score_columns),
                      "threshold": threshold, "patient_column": patient_column,
-                     "aggregate": aggregate or DEFAULT_AGGREGATION}
+                     "aggregate": aggregate or DEFAULT_AGGREGATION, "direction": direction or DIRECTION_FOR_TABLES}
     else:
         if (manifest is None) == (split is None):
             raise click.UsageError("RUN_DIR needs the images to score: --data MANIFEST or --split test|val (not both)")
@@ -153,6 +167,8 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
 
         kinds = {load_meta(r).is_detection for r in run_dirs}
         if kinds == {True}:
+            if direction is not None:
+                raise click.UsageError(detector_direction)
             return _evaluate_detector_runs(run_dirs, manifest, split, out, overlays, roc_only, ci, n_bootstrap, seed,
                                            allow_modality, refused={"--worst": worst, "--label-column": label_column,
                                                                     "--threshold": threshold,
@@ -164,7 +180,7 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
                                    "evaluate them one by one")
         evaluation = evaluate_runs(list(run_dirs), manifest, split=split, label_column=label_column,
                                    positive=positive, threshold=threshold, patient_column=patient_column,
-                                   aggregate=aggregate, allow_modality=allow_modality)
+                                   aggregate=aggregate, allow_modality=allow_modality, direction=direction)
         table, arguments = evaluation.table, evaluation.arguments
         if worst and arguments.get("classes") is not None:
             raise click.UsageError("--worst needs a two-class model (highest-scoring negatives, lowest-scoring"

@@ -148,9 +148,13 @@ def test_a_detector_worse_than_chance_still_calls_score_at_or_above_the_cutoff()
     r = evaluate_detections(inverted, images, truth, positive="fracture", cutoff=0.4, **FAST)
     op = r["levels"]["image"]["models"]["max_box_score"]["operating_point"]
     # fracture images now carry n1..n3's scores (0.7, 0.2, 0): one of three at or above 0.4
-    assert r["levels"]["image"]["models"]["max_box_score"]["direction"] == ">"
     assert (op["tp"], op["fp"]) == (1, 3)
-    assert any("applied as score >= threshold" in n for n in r["notes"])
+    # a detector's image score is higher = positive: the curve is not flipped to 8/9; by hand, of the nine
+    # (fracture, normal) pairs only 0.7 > 0.6 goes the detector's way: AUC 1/9
+    assert r["levels"]["image"]["models"]["max_box_score"]["direction"] == "<"
+    assert r["auc"] == pytest.approx(1 / 9)
+    assert r["settings"]["direction"] == "higher"
+    assert any(n.startswith("warning: image level, max_box_score: AUC 0.111 is below 0.5") for n in r["notes"])
 
 
 def test_notes_for_unboxed_positives():

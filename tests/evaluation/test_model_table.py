@@ -23,7 +23,9 @@ def test_model_arguments_fill_what_the_user_left_open():
             "threshold_rule": "youden on the validation split"}
     assert model_arguments(info) == {"label_column": "label", "positive": "fracture", "score_columns": ["score"],
                                      "classes": None, "threshold": "model", "model_threshold": 0.37,
-                                     "model_threshold_rule": "youden on the validation split"}
+                                     "model_threshold_rule": "youden on the validation split",
+                                     "direction": "higher"}  # a model's score is higher = positive
+    assert model_arguments(info, direction="auto")["direction"] == "auto"  # unless the user asks
     given = model_arguments(info, label_column="truth", positive="broken", threshold="youden")
     assert (given["label_column"], given["positive"], given["threshold"]) == ("truth", "broken", "youden")
     assert given["model_threshold"] == 0.37

@@ -242,11 +242,20 @@ def test_failed_run_leaves_previous_report_whole(asah, tmp_path, monkeypatch):
 
 def test_summary_fits_one_screen(asah):
     table = asah.assign(patient=np.arange(len(asah)) // 2)
-    summary = format_summary(evaluate_asah(table, patient_column="patient"))
+    report = evaluate_asah(table, patient_column="patient")
+    summary = format_summary(report)
     lines = summary.splitlines()
     assert len(lines) <= 30 and max(map(len, lines)) <= 120
     assert "s100b  AUC 0.731 (95% CI 0.630-0.833)  n 41/72" in summary
-    assert "threshold 0.205 (youden)  sens 0.634 (0.469-0.779)  spec 0.806 (0.695-0.889)" in summary
+    # Youden on the evaluated data is exploratory: the summary gives the CIs that include the threshold
+    # choice (checked against a brute-force bootstrap in test_direction_setup.py), marked and explained;
+    # the exact CIs at the fixed threshold (0.469-0.779, 0.695-0.889) stay in report.json and report.md.
+    choice = report["levels"]["image"]["models"]["s100b"]["operating_point"]["with_threshold_choice"]
+    se, sp = choice["sensitivity"], choice["specificity"]
+    assert (f"threshold 0.205 (youden)*  sens 0.634 ({se['lower']:.3f}-{se['upper']:.3f})  spec 0.806"
+            f" ({sp['lower']:.3f}-{sp['upper']:.3f})") in summary
+    assert "threshold rule: youden (exploratory*) | direction: auto" in lines[0]
+    assert lines[-1].startswith("* threshold chosen on these data (exploratory)")
     assert "s100b vs wfns: dAUC -0.092 (-0.174 to -0.010), Z -2.21, p 0.0272 (DeLong paired)" in summary
     assert "patient level (max by patient): 57 patients" in summary
 

@@ -248,13 +248,10 @@ def evaluate_detections(detections: pd.DataFrame, images: pd.DataFrame, truth_bo
                                   columns=[patient_column] if patient_column else [])
     arguments = dict(label_column=label_column, positive=positive, score_columns=[name], patient_column=patient_column,
                      aggregate=aggregate, ci=ci, n_bootstrap=n_bootstrap, seed=seed, readers=readers)
-    report = evaluate_table(table, threshold=cutoff, **arguments)
-    flipped = [level for level, data in report["levels"].items() if data["models"][name]["direction"] == ">"]
-    if flipped:
-        # A fixed threshold follows the curve's direction (score <= t when lower scores mean positive);
-        # the detector calls an image positive when a box scores >= the cut-off, whatever the curve does.
-        report = evaluate_table(table, threshold="model", model_threshold=cutoff,
-                                model_threshold_rule=CUTOFF_RULE_TEXT, **arguments)
+    # A detector's image score (its highest box confidence) is "higher = positive" by construction: the
+    # curve is never flipped (a detector worse than chance reads an AUC below 0.5), and the cut-off is
+    # applied as the detector applies it, score >= cut-off.
+    report = evaluate_table(table, threshold=cutoff, direction="higher", **arguments)
     notes = list(report["notes"])
     is_positive, positive_name, negative_name = binary_labels(label_values(table, label_column), label_column, positive)
 
@@ -405,9 +402,9 @@ def compare_detections(scores_a, scores_b, labels, cutoff_a: float, cutoff_b: fl
     """Two detectors on the same images: per-image scores (highest box confidence) aligned image by
     image, ``labels`` True (or 1) for positive images.
 
-    - ``auc``: the paired DeLong test of the per-image AUCs (delong.paired_test; each curve in its
-      own direction, pROC's "auto", as the reports' AUCs), None with fewer than 2 positive or
-      negative images (a note says so);
+    - ``auc``: the paired DeLong test of the per-image AUCs (delong.paired_test; both curves
+      "higher = positive", the detectors' own direction, as the reports' AUCs), None with fewer
+      than 2 positive or negative images (a note says so);
     - ``sensitivity`` (positive images) and ``specificity`` (negative images): McNemar's exact test
       on the images each detector calls right at its cut-off (score >= cut-off is positive):
       ``b`` = A right and B wrong, ``c`` = A wrong and B right, ``p`` two-sided.
@@ -429,11 +426,11 @@ def compare_detections(scores_a, scores_b, labels, cutoff_a: float, cutoff_b: fl
     auc = None
     m, n = int(y.sum()), int((~y).sum())
     if m >= 2 and n >= 2:
-        directions = (roc.choose_direction(y, a), roc.choose_direction(y, b))
-        auc = {"models": names, **delong.paired_test(y, a, b, LEVEL, directions)}
-        if ">" in directions:
-            notes.append("lower image scores mean positive for at least one detector: its AUC is that of the reversed"
-                         " scores (pROC's direction='auto'), as in its report")
+        auc = {"models": names, **delong.paired_test(y, a, b, LEVEL, ("<", "<"))}
+        below = [name for name, value in zip(names, (auc["auc_a"], auc["auc_b"])) if value < 0.5]
+        if below:
+            notes.append(f"{' and '.join(below)}: per-image AUC below 0.5 (higher box confidence is positive, not"
+                         " flipped), as in its report")
     else:
         notes.append(f"{m} positive and {n} negative images: the paired DeLong test needs at least 2 of each")
     return json_ready({

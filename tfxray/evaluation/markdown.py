@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from .plots import fmt, fmt_threshold, number
 from .thresholds import model_rule_text
 
-SUMMARY_NOTES = 3
+SUMMARY_NOTES = 3  # notes other than warnings printed in the summary (warnings are all printed)
+SUMMARY_WIDTH = 118
+WARNING = "warning: "  # as report.WARNING (not imported: report imports this module's callers)
 
 
 def threshold_rule_text(settings: dict) -> str:
@@ -16,6 +20,28 @@ def threshold_rule_text(settings: dict) -> str:
     if isinstance(value, dict):
         return "each model's own saved threshold (see the operating points)"
     return model_rule_text(value, settings.get("model_threshold_rule"))
+
+
+def threshold_source_text(settings: dict) -> str:
+    """Where the report's thresholds come from, for its header."""
+    if settings.get("threshold_exploratory"):
+        return ("chosen on the evaluated data themselves: **exploratory** (optimistic on new data); sensitivity and"
+                " specificity also get 95% CIs that bootstrap the choice (the rule re-applied in each stratified"
+                " resample, as pROC's `ci.coords(x = \"best\")`); the exact CIs hold the threshold fixed")
+    if settings["threshold_rule"] == "model":
+        return "saved with the model, chosen before these data (at training): exact CIs"
+    return "fixed in advance (given with --threshold): exact CIs"
+
+
+def direction_text(settings: dict) -> str:
+    """How the curves' direction was set, for the report's header."""
+    direction = settings.get("direction", "auto")
+    if direction == "auto":
+        return ("`auto`, pROC's `direction=\"auto\"`: for each model and level from the class medians (a warning says"
+                " when it picks lower = positive; the folds use the pooled choice); `--direction higher|lower` fixes"
+                " it in advance")
+    return (f"`{direction}` ({direction} score = positive), fixed in advance for every model, level and fold: an AUC"
+            " below 0.5 stays below 0.5")
 
 
 def _with_ci(entry: dict, digits: int = 3, dash: str = "–") -> str:
@@ -70,9 +96,20 @@ def _binary_level_md(name: str, level: dict, settings: dict, files: dict) -> lis
                      fmt(op["f1"]["value"])])
     out += _table(["Model", "Threshold", "Rule", "TP", "FP", "TN", "FN", "Sensitivity", "Specificity", "Accuracy",
                    "PPV", "NPV", "F1 (no CI)"], rows)
+    chosen = {column: m["operating_point"]["with_threshold_choice"] for column, m in level["models"].items()
+              if m["operating_point"].get("with_threshold_choice")}
+    if chosen:
+        first = next(iter(chosen.values()))
+        out += [f"Thresholds chosen on these data are exploratory. With the choice bootstrapped ({first['n_bootstrap']}"
+                f" stratified resamples, seed {first['seed']}; the rule re-applied in each, as pROC's"
+                " `ci.coords(x = \"best\")`):", ""]
+        out += _table(["Model", "Rule", "Sensitivity (95% CI with the choice)", "Specificity (95% CI with the choice)"],
+                      [[column, c["rule"], _with_ci(c["sensitivity"]), _with_ci(c["specificity"])]
+                       for column, c in chosen.items()])
     for column, m in level["models"].items():
         thr = m["threshold"]
-        out.append(f"- **{column}**: {thr['description']}; {thr['applied_as']}.")
+        out.append(f"- **{column}**: {thr['description']}; {thr['applied_as']}; threshold chosen on"
+                   f" {thr.get('chosen_on', 'n/a')}.")
         if len(thr["ties"]) > 1:
             tied = "; ".join(f"{fmt_threshold(t['threshold'])} (sens {fmt(t['sensitivity'])}, spec"
                              f" {fmt(t['specificity'])})" for t in thr["ties"])
@@ -98,17 +135,20 @@ def _binary_level_md(name: str, level: dict, settings: dict, files: dict) -> lis
             continue
         f = m["folds"]
         out += [f"### Cross-validation, {column} ({f['n_folds']} folds; {f['threshold_note']})", ""]
+        if f.get("direction_note"):
+            out += [f"Direction: {f['direction_note']}.", ""]
         rows = []
         for r in f["per_fold"]:
             if r.get("auc") is None:
-                rows.append([r["fold"], f"{r['n_cases']} / {r['n_controls']}", r.get("note", ""), "", "", "", ""])
+                rows.append([r["fold"], f"{r['n_cases']} / {r['n_controls']}", "", r.get("note", ""), "", "", "", ""])
                 continue
-            rows.append([r["fold"], f"{r['n_cases']} / {r['n_controls']}",
-                         f"{fmt(r['auc'])} ({fmt(r['auc_lower'])}–{fmt(r['auc_upper'])})", fmt_threshold(r["threshold"]),
-                         fmt(r["sensitivity"]), fmt(r["specificity"]), fmt(r["f1"])])
-        rows.append(["**mean ± SD**", "", *[f"{fmt(f['mean'][k])} ± {fmt(f['sd'][k])}" if k else ""
-                                            for k in ("auc", None, "sensitivity", "specificity", "f1")]])
-        out += _table(["Fold", f"n {pos} / {neg}", "AUC (95% CI)", "Threshold", "Sensitivity", "Specificity", "F1"], rows)
+            rows.append([r["fold"], f"{r['n_cases']} / {r['n_controls']}", f"`{r['direction']}`",
+                         f"{fmt(r['auc'])} ({fmt(r['auc_lower'])}–{fmt(r['auc_upper'])})",
+                         fmt_threshold(r["threshold"]), fmt(r["sensitivity"]), fmt(r["specificity"]), fmt(r["f1"])])
+        rows.append(["**mean ± SD**", "", "", *[f"{fmt(f['mean'][k])} ± {fmt(f['sd'][k])}" if k else ""
+                                                for k in ("auc", None, "sensitivity", "specificity", "f1")]])
+        out += _table(["Fold", f"n {pos} / {neg}", "Direction", "AUC (95% CI)", "Threshold", "Sensitivity",
+                       "Specificity", "F1"], rows)
         out.append(f"Pooled out-of-fold AUC: {fmt(m['auc'])} ({fmt(m['auc_ci']['lower'])}–{fmt(m['auc_ci']['upper'])}).")
         out.append("")
 
@@ -145,7 +185,11 @@ def _multiclass_level_md(name: str, level: dict, settings: dict, files: dict) ->
         keys = [k for k in f["mean"]]
         rows = [[r["fold"], *[fmt(r.get(k)) for k in keys]] for r in f["per_fold"]]
         rows.append(["**mean ± SD**", *[f"{fmt(f['mean'][k])} ± {fmt(f['sd'][k])}" for k in keys]])
-        out += [f"### Cross-validation ({f['n_folds']} folds)", ""] + _table(["Fold", *keys], rows)
+        out += [f"### Cross-validation ({f['n_folds']} folds)", ""]
+        if f.get("directions"):
+            shown = ", ".join(f"{c} `{d}`" for c, d in f["directions"].items())
+            out += [f"Direction in every fold, each class's pooled one: {shown}.", ""]
+        out += _table(["Fold", *keys], rows)
     out += _figures(name, files)
     return out
 
@@ -168,12 +212,17 @@ def render_markdown(report: dict, files: dict) -> str:
     out.append(f"- Score columns: {', '.join(f'`{c}`' for c in s['score_columns'])}.")
     if report["task"] == "binary":
         out.append(f"- Threshold rule: {threshold_rule_text(s)}.")
+        out.append(f"- Threshold source: {threshold_source_text(s)}.")
+    out.append(f"- Direction: {direction_text(s)}.")
     if s["ci"] == "delong":
         ci_text = "DeLong (fast midrank algorithm, Sun & Xu 2014), normal, clipped to [0, 1]"
     else:
         ci_text = f"stratified bootstrap percentile ({s['n_bootstrap']} resamples, seed {s['seed']})"
-    out.append(f"- AUC: Mann–Whitney (ties count ½), direction as pROC's `direction=\"auto\"`. AUC CI: {ci_text}.")
-    out.append("- ROC band: pointwise 95% stratified bootstrap band of sensitivity at each specificity.")
+    out.append(f"- AUC: Mann–Whitney (ties count ½). AUC CI: {ci_text}.")
+    if report["task"] == "binary":
+        out.append("- ROC band: **pointwise** 95% stratified bootstrap interval of the sensitivity at each specificity"
+                   " (pROC's `ci.se`: in each resample the sensitivity is interpolated between the ROC points); each"
+                   " specificity's interval holds on its own, not the whole curve at once.")
     out.append("- Proportions: exact Clopper–Pearson 95% CIs.")
     if s["patient_column"]:
         out.append(f"- Patient level: rows grouped by `{s['patient_column']}`, scores combined by `{s['aggregate']}`;"
@@ -194,7 +243,8 @@ def render_markdown(report: dict, files: dict) -> str:
                                            [[r["name"], fmt(r["sensitivity"]), fmt(r["specificity"]),
                                              r.get("level", "all")] for r in report["readers"]])
     if report["notes"]:
-        out += ["## Notes", ""] + [f"- {n}" for n in report["notes"]] + [""]
+        out += ["## Notes", ""] + [f"- **Warning:** {n[len(WARNING):]}" if n.startswith(WARNING) else f"- {n}"
+                                   for n in report["notes"]] + [""]
     return "\n".join(out)
 
 
@@ -233,11 +283,14 @@ def render_summary(report: dict) -> str:
     """The one-screen text: per level and model, AUC (CI), threshold and rule, sens/spec (CI), n."""
     s = report["settings"]
     lines = []
+    direction = s.get("direction", "auto")
     if report["task"] == "binary":
+        chosen_here = " (exploratory*)" if s.get("threshold_exploratory") else ""
         lines.append(f"{s['positive']} (positive) vs {s['negative']} | threshold rule: {threshold_rule_text(s)}"
-                     f" | AUC CI: {'DeLong' if s['ci'] == 'delong' else 'bootstrap'} 95%")
+                     f"{chosen_here} | direction: {direction} | AUC CI: {'DeLong' if s['ci'] == 'delong' else 'bootstrap'}"
+                     " 95%")
     else:
-        lines.append(f"one-vs-rest over {len(s['class_columns'])} classes | AUC CI:"
+        lines.append(f"one-vs-rest over {len(s['class_columns'])} classes | direction: {direction} | AUC CI:"
                      f" {'DeLong' if s['ci'] == 'delong' else 'bootstrap'} 95%")
     names = s["class_columns"] if report["task"] == "multiclass" else s["score_columns"]
     width = max(len(str(c)) for c in names)
@@ -276,11 +329,15 @@ def render_summary(report: dict) -> str:
             ties = f", {len(thr['ties'])} tied" if len(thr["ties"]) > 1 else ""
             chosen = thr["description"] if thr["rule"] == "model" else \
                 f"threshold {fmt_threshold(thr['value'])} ({thr['rule']}{ties})"
-            lines.append(f"{pad}{chosen}"
-                         f"  sens {_with_ci(op['sensitivity'], dash='-')}  spec {_with_ci(op['specificity'], dash='-')}")
+            points = op.get("with_threshold_choice") or op  # exploratory: the CIs that include the choice
+            star = "*" if op.get("with_threshold_choice") else ""
+            lines.append(f"{pad}{chosen}{star}"
+                         f"  sens {_with_ci(points['sensitivity'], dash='-')}"
+                         f"  spec {_with_ci(points['specificity'], dash='-')}")
             if "folds" in m:
                 f = m["folds"]
-                lines.append(f"{pad}folds ({f['n_folds']}): AUC {fmt(f['mean']['auc'])} +- {fmt(f['sd']['auc'])},"
+                lines.append(f"{pad}folds ({f['n_folds']}, '{f.get('direction', m['direction'])}' in each): AUC"
+                             f" {fmt(f['mean']['auc'])} +- {fmt(f['sd']['auc'])},"
                              f" sens {fmt(f['mean']['sensitivity'])} +- {fmt(f['sd']['sensitivity'])},"
                              f" spec {fmt(f['mean']['specificity'])} +- {fmt(f['sd']['specificity'])} (mean +- SD)")
         for c in level["comparisons"]:
@@ -289,9 +346,27 @@ def render_summary(report: dict) -> str:
             kind = "paired" if c["cases"] != "different" else "unpaired"
             lines.append(f"  {a} vs {b}: dAUC {fmt(c['difference'])} ({fmt(c['ci_lower'])} to {fmt(c['ci_upper'])}),"
                          f" {stat}, p {number(c['p']):.3g} (DeLong {kind})")
+    if s.get("threshold_exploratory") and report["task"] == "binary":
+        lines.append("* threshold chosen on these data (exploratory): sens/spec CIs include the choice (bootstrap);"
+                     " exact CIs in report.md")
     notes = report.get("notes", [])
-    for note in notes[:SUMMARY_NOTES]:
+    caveats = _printed_caveats(report)
+    for note in notes:
+        if note.startswith(WARNING) and not any(c in note for c in caveats):
+            lines += textwrap.wrap(note, SUMMARY_WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+    others = [n for n in notes if not n.startswith(WARNING)]
+    for note in others[:SUMMARY_NOTES]:
         lines.append(f"note: {note if len(note) <= 160 else note[:157] + '...'}")
-    if len(notes) > SUMMARY_NOTES:
-        lines.append(f"({len(notes) - SUMMARY_NOTES} more notes in report.md)")
+    if len(others) > SUMMARY_NOTES:
+        lines.append(f"({len(others) - SUMMARY_NOTES} more notes in report.md)")
     return "\n".join(lines)
+
+
+def _printed_caveats(report: dict) -> list[str]:
+    """The CI caveats the summary prints under their models (their warnings are not printed twice)."""
+    out = []
+    for level in report["levels"].values():
+        for record in (level.get("models") or level.get("classes") or {}).values():
+            if record.get("ci_caveat"):
+                out.append(record["ci_caveat"])
+    return out

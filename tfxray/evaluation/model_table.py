@@ -4,6 +4,10 @@ The table has the columns a model's scoring writes (``label``, ``patient_id`` wh
 has it, ``score`` for two classes or ``score_<class>`` for more); ``info`` holds the model's
 ``classes`` (negative first), ``positive`` class and saved ``threshold``. Plain values in, plain
 values out: the caller reads the run directory and its recipe.
+
+A model's score is the probability of its positive class, "higher = positive" by construction:
+its direction is ``higher`` unless the user asks for another (``--direction``), so that a model
+worse than chance on some data reads an AUC below 0.5 instead of being flipped above it.
 """
 
 from __future__ import annotations
@@ -11,18 +15,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError
-from .choices import DEFAULT_AGGREGATION
+from .choices import DEFAULT_AGGREGATION, DIRECTION_FOR_RUNS, DIRECTIONS
 
 LABEL_COLUMN = "label"
 PATIENT_COLUMN = "patient_id"  # the manifest's patient column, kept in the scored table
 
 
+def run_direction(direction: str | None) -> str:
+    """The direction of a model's scores: the one given (higher, lower, auto), else higher."""
+    if direction is None:
+        return DIRECTION_FOR_RUNS
+    if direction not in DIRECTIONS:
+        raise UserError(f"--direction: {direction!r} is not one of {', '.join(DIRECTIONS)}")
+    return direction
+
+
 def model_arguments(info: dict, *, label_column: str | None = None, positive=None,
-                    threshold: str | None = None) -> dict:
+                    threshold: str | None = None, direction: str | None = None) -> dict:
     """evaluate_table's label_column, positive, score_columns, classes, threshold,
-    model_threshold and model_threshold_rule: what the user gave, else the model's (label column
-    ``label``, the model's positive class, its saved threshold with the rule ``model``, named by
-    the rule that chose it at training).
+    model_threshold, model_threshold_rule and direction: what the user gave, else the model's
+    (label column ``label``, the model's positive class, its saved threshold with the rule
+    ``model``, named by the rule that chose it at training, and direction ``higher``).
 
     A two-class model's score is the probability of its positive class: a ``positive`` that is
     the model's other class contradicts it and is refused (a UserError, one line).
@@ -33,6 +46,7 @@ def model_arguments(info: dict, *, label_column: str | None = None, positive=Non
         "threshold": threshold or "model",
         "model_threshold": info.get("threshold"),
         "model_threshold_rule": info.get("threshold_rule"),
+        "direction": run_direction(direction),
     }
     if len(classes) > 2:
         arguments.update(score_columns=[f"score_{c}" for c in classes], classes=classes, positive=positive)
@@ -53,11 +67,13 @@ def check_positive(info: dict, positive) -> None:
 
 
 def models_arguments(infos: dict[str, dict], *, label_column: str | None = None, positive=None,
-                     threshold: str | None = None) -> dict:
+                     threshold: str | None = None, direction: str | None = None) -> dict:
     """evaluate_table's arguments for several two-class models scored on the same cases, one score
     column per model (``infos``: {score column: the model's info}).
 
-    The models must share their classes and positive class; each keeps its own saved threshold.
+    The models must share their classes and positive class; each keeps its own saved threshold;
+    all read in one direction (``higher`` unless given), so that their DeLong test compares curves
+    of the same direction.
     """
     names = list(infos)
     first = infos[names[0]]
@@ -79,6 +95,7 @@ def models_arguments(infos: dict[str, dict], *, label_column: str | None = None,
         "score_columns": names,
         "classes": None,
         "positive": positive or first["positive"],
+        "direction": run_direction(direction),
     }
 
 

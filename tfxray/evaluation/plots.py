@@ -85,16 +85,25 @@ def plot_roc(path: Path, curve: roc.RocCurve, model: dict, title: str, readers: 
     fig, ax = _new_figure()
     band = model["roc_band"]
     grid = np.array(band["specificity"])
-    ax.fill_between(1 - grid, band["sensitivity_lower"], band["sensitivity_upper"], step=None, color=CURVE_COLOR,
-                    alpha=0.18, linewidth=0,
-                    label=f"95% CI band (stratified bootstrap, {band['n_bootstrap']} resamples)")
+    if band.get("no_width"):
+        # Every resample gave this same curve: a band of no width would read as certainty.
+        ax.plot([], [], linestyle="none", label="pointwise 95% CI band: none (no width: every bootstrap resample gives"
+                                                " this curve)")
+    else:
+        # Straight lines between the band's specificities, which include the curve's own points:
+        # the curve, drawn with straight lines between its points, is compared point for point.
+        ax.fill_between(1 - grid, band["sensitivity_lower"], band["sensitivity_upper"], step=None, color=CURVE_COLOR,
+                        alpha=0.18, linewidth=0,
+                        label=f"pointwise 95% CI of sensitivity (stratified bootstrap, {band['n_bootstrap']}"
+                              " resamples, as pROC's ci.se)")
     ax.plot(1 - curve.specificity, curve.sensitivity, color=CURVE_COLOR, linewidth=2,
             label=f"{model['score_column']}: {_ci_text(model)}")
     op = model["operating_point"]
     sens, spec = number(op["sensitivity"]["value"]), number(op["specificity"]["value"])
     threshold = model["threshold"]
     ax.plot([1 - spec], [sens], marker="o", markersize=9, color="#e67e22", markeredgecolor="black", linestyle="none",
-            label=f"threshold {fmt_threshold(threshold['value'])} ({threshold['rule']}): "
+            label=f"threshold {fmt_threshold(threshold['value'])} ({threshold['rule']}"
+                  f"{', exploratory' if threshold.get('exploratory') else ''}): "
                   f"sens {fmt(sens, 2)}, spec {fmt(spec, 2)}")
     for point in readers:
         ax.plot([1 - point["specificity"]], [point["sensitivity"]], marker="^", markersize=8, color="#27ae60",
@@ -210,7 +219,8 @@ def plot_fold_rocs(path: Path, fold_curves: dict[str, roc.RocCurve], pooled: roc
     ax.plot(1 - pooled.specificity, pooled.sensitivity, color="black", linewidth=2.4,
             label=f"pooled out-of-fold: AUC {fmt(model['auc'])}")
     mean, sd = folds["mean"]["auc"], folds["sd"]["auc"]
-    _roc_axes(ax, f"{title}\nper-fold AUC {fmt(mean)} ± {fmt(sd)} (mean ± SD)")
+    _roc_axes(ax, f"{title}\nper-fold AUC {fmt(mean)} ± {fmt(sd)} (mean ± SD), direction '{model['direction']}' in"
+                  " every fold")
     ax.legend(loc="lower right", fontsize=7.5, framealpha=0.9)
     return _save(fig, path)
 
@@ -290,7 +300,8 @@ def draw_all(report: dict, levels: dict[str, LevelData], out_dir: Path, roc_only
                 fold_curves = {}
                 for fold in [f["fold"] for f in model["folds"]["per_fold"] if f.get("auc") is not None]:
                     inside = folds == fold
-                    fold_curves[fold] = roc.roc_curve(y[inside], s[inside], "auto")
+                    # the model's one direction in every fold, as the fold table's AUCs
+                    fold_curves[fold] = roc.roc_curve(y[inside], s[inside], model["direction"])
                 keep(plot_fold_rocs(out_dir / f"folds_roc_{stem}.png", fold_curves, curve, model,
                                     f"Cross-validation — {column}, {level_name} level"))
         if len(curves) > 1:

@@ -4,6 +4,20 @@
 the files; ``format_summary`` gives the one-screen text. Conventions are pROC's (see roc.py,
 delong.py, thresholds.py) and the table rules are in table.py. The report is plain JSON data:
 NaN is written as null and infinite thresholds as the strings "inf" / "-inf".
+
+How the numbers are set up, and said so in the report:
+- direction (``settings.direction``): ``higher`` or ``lower`` is fixed in advance and used for
+  every model, level and fold, so that a model worse than chance reads an AUC below 0.5 (a
+  model's score is "higher = positive" by construction: the default for runs). ``auto`` is pROC's
+  direction="auto", chosen from the class medians per model and level (the pooled out-of-fold
+  scores' choice is then used in every fold), with pROC's warning when it picks "lower";
+- a threshold chosen on the evaluated data (youden, sensitivity:X, specificity:X) is flagged
+  exploratory, and its sensitivity and specificity get CIs that bootstrap the choice
+  (``operating_point.with_threshold_choice``, bootstrap.py) besides the exact ones at the fixed
+  threshold;
+- the ROC band is pointwise (pROC's ``ci.se``) and checked against the curve it surrounds;
+- the warnings pROC would give, and a few it does not (see ``WARNING``), are notes starting with
+  "warning: ", printed in full by ``format_summary``.
 """
 
 from __future__ import annotations
@@ -17,7 +31,7 @@ import pandas as pd
 
 from ..errors import UserError
 from . import binomial, bootstrap, delong, roc, thresholds
-from .choices import CI_METHODS, DEFAULT_AGGREGATION
+from .choices import CI_METHODS, DEFAULT_AGGREGATION, DIRECTION_FOR_TABLES, DIRECTIONS
 from .table import (LevelData, binary_labels, build_levels, check_aggregate, check_columns, class_columns,
                     class_of_column, label_values, readers_table)
 
@@ -27,6 +41,12 @@ ROC_POINTS_KEPT = 2000  # the curve stored in report.json is thinned beyond this
 BAND_WORK_LIMIT = 5e7  # bootstrap resamples x distinct scores for the ROC band when ci=delong
 CALIBRATION_BINS = 10
 OPERATING_METRICS = ("sensitivity", "specificity", "accuracy", "ppv", "npv", "f1")
+MIN_CLASS = 10  # fewer cases or controls than this in a level: a warning
+# Notes that start with WARNING are pROC's warnings and their kin: comparing curves of opposite
+# directions, an automatic direction that reads "lower", an AUC of 0 or 1 or a CI with no width, a
+# band with no width, fewer than MIN_CLASS images in a class, a data-chosen threshold of +/-inf,
+# and an AUC below 0.5 in a direction fixed in advance.
+WARNING = "warning: "
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,9 +70,13 @@ def evaluate_table(
     fold_column: str | None = None,
     readers: pd.DataFrame | None = None,
     classes: list[str] | None = None,
+    direction: str = DIRECTION_FOR_TABLES,
 ) -> dict:
     """Evaluate each score column against the label column, per image and (with
     ``patient_column``) per patient; see the module docstrings for every convention.
+
+    ``direction``: higher (a higher score means positive), lower, or auto (pROC's
+    direction="auto", the default for a table of any markers; a model's runs pass higher).
 
     ``classes`` (optional) forces a multi-class evaluation when it lists more than two classes.
     ``model_threshold`` (rule ``model``): the saved threshold, or {score column: threshold} when
@@ -75,6 +99,10 @@ def evaluate_table(
         raise UserError(f"ci: {ci!r} is not one of {', '.join(CI_METHODS)}")
     if int(n_bootstrap) < 100:
         raise UserError(f"bootstrap: {n_bootstrap} resamples are too few for a 95% interval (use 100 or more)")
+    try:
+        direction = roc.DIRECTION_NAMES[roc.direction_symbol(direction)]
+    except ValueError:
+        raise UserError(f"direction: {direction!r} is not one of {', '.join(DIRECTIONS)}") from None
     rule = thresholds.parse_rule(threshold)
     if rule.kind == "model":
         model_threshold = _model_thresholds(model_threshold, score_columns)
@@ -92,6 +120,8 @@ def evaluate_table(
         "aggregate": aggregate if patient_column else None,
         "fold_column": fold_column,
         "threshold_rule": str(rule),
+        "threshold_exploratory": rule.kind in thresholds.DATA_RULES,
+        "direction": direction,
         "model_threshold": model_threshold,
         "model_threshold_rule": model_threshold_rule,
         "ci": ci,
@@ -155,9 +185,9 @@ def ci_caveat(auc, lower, upper, n_cases: int, n_controls: int) -> str | None:
         return None
     if not (lower == upper or auc in (0.0, 1.0)):
         return None
-    why = (f"the scores separate all {n_cases} cases from all {n_controls} controls" if auc in (0.0, 1.0)
-           else "the interval has no width")
-    return (f"degenerate 95% CI {lower:.3f}-{upper:.3f}: {why}, where the CI has no width; it does not mean the AUC"
+    why = (f"the scores separate all {n_cases} cases from all {n_controls} controls, where the CI has no width"
+           if auc in (0.0, 1.0) else "the interval has no width")
+    return (f"degenerate 95% CI {lower:.3f}-{upper:.3f}: {why}; it does not mean the AUC"
             " is known exactly (a small or easy test set cannot rule out a lower AUC on new images)")
 
 
@@ -165,12 +195,53 @@ def ci_caveat(auc, lower, upper, n_cases: int, n_controls: int) -> str | None:
 # binary task
 
 
-def _direction_note(direction: str, level_name: str, column: str, positive: str) -> str | None:
-    if direction != ">":
+def _warn(notes: list[str], text: str) -> None:
+    """A warning note, once (the same words from two models or levels are said once)."""
+    if WARNING + text not in notes:
+        notes.append(WARNING + text)
+
+
+def _direction(labels: np.ndarray, scores: np.ndarray, settings: dict) -> str:
+    """'<' or '>': the direction given, or pROC's automatic choice on these labels and scores."""
+    return roc.resolve_direction(labels, scores, roc.direction_symbol(settings["direction"]))
+
+
+def _direction_note(direction: str, where: str, positive: str, settings: dict) -> str | None:
+    """pROC's message when direction='auto' picks '>' (lower scores mean positive), else None."""
+    if direction != ">" or settings["direction"] != "auto":
         return None
-    return (f"{level_name} level, {column}: lower scores mean {positive}: the median score of the controls is above"
-            " that of the cases, so the curve uses direction '>' (pROC's direction='auto'); the AUC is that of"
-            " the reversed scores")
+    return (f"{where}: Setting direction: controls > cases (pROC's direction='auto': the median score of the controls"
+            f" is above that of the cases), so lower scores mean {positive} and the AUC is that of the reversed"
+            " scores; --direction higher keeps the scores' own direction")
+
+
+def _setup_warnings(where: str, level_name: str, auc: float, direction: str, m: int, n: int, caveat: str | None,
+                    positive: str, negative: str, settings: dict, notes: list[str]) -> None:
+    """The warnings about one curve: few images in a class, a degenerate CI, below chance in a fixed direction."""
+    if m < MIN_CLASS or n < MIN_CLASS:
+        _warn(notes, f"{level_name} level: only {m} {positive} and {n} {negative} (fewer than {MIN_CLASS} in a"
+                     " class): the AUC, its CI and any threshold rest on very few images, and the large-sample"
+                     " approximations behind the CIs may not hold")
+    if caveat:
+        _warn(notes, f"{where}: {caveat}")
+    if settings["direction"] != "auto" and auc < 0.5:
+        word = "higher" if direction == "<" else "lower"
+        _warn(notes, f"{where}: AUC {auc:.3f} is below 0.5 in the direction fixed in advance ({word} score ="
+                     f" {positive}): the scores rank {negative} above {positive} more often than not; check the labels"
+                     " and --positive (a model evaluated with its classes swapped reads 1 - AUC); --direction auto"
+                     " would flip the curve, as pROC's direction='auto' does, but that is not the model's rule")
+
+
+def _infinite_threshold_warning(choice: thresholds.ThresholdChoice, where: str, unit: str, notes: list[str]) -> None:
+    """A threshold chosen on the data that is +/-inf: every unit, or none, is called positive."""
+    if not choice.exploratory or math.isfinite(choice.threshold):
+        return
+    everything = (choice.threshold < 0) == (choice.direction == "<")
+    called = f"every {unit} is called positive (specificity 0)" if everything else \
+        f"no {unit} is called positive (sensitivity 0)"
+    sign = "+" if choice.threshold > 0 else "-"
+    _warn(notes, f"{where}: the threshold chosen by {choice.rule} is {sign}inf: {called}; the rule's point on these"
+                 " data is an end of the curve, which says nothing about a usable cut-off")
 
 
 def _ci(method: str, lower: float, upper: float, **extra) -> dict:
@@ -240,8 +311,12 @@ def _isnan(value) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _binary_folds(labels, scores, folds, rule, model_threshold, model_rule=None) -> dict:
-    """Per-fold AUC (DeLong CI) and operating point; the threshold rule is applied within each fold."""
+def _binary_folds(labels, scores, folds, rule, model_threshold, model_rule=None, direction: str = "<",
+                  where: str = "", notes: list[str] | None = None) -> dict:
+    """Per-fold AUC (DeLong CI) and operating point, every fold in the one ``direction`` of the model
+    (given, or chosen on the pooled out-of-fold scores): a fold is not flipped on its own, so a fold
+    where the model ranks worse than chance reads an AUC below 0.5. The threshold rule is applied
+    within each fold."""
     per_fold = []
     for fold in sorted(set(folds), key=_natural_key):
         inside = folds == fold
@@ -251,7 +326,6 @@ def _binary_folds(labels, scores, folds, rule, model_threshold, model_rule=None)
             record["note"] = "one class only: no AUC"
             per_fold.append(record)
             continue
-        direction = roc.choose_direction(y, s)
         fit = delong.delong_ci(y, s, LEVEL, direction)
         choice = thresholds.choose_threshold(y, s, rule, direction=direction, model_threshold=model_threshold,
                                              model_rule=model_rule)
@@ -261,8 +335,19 @@ def _binary_folds(labels, scores, folds, rule, model_threshold, model_rule=None)
                        **{k: point[k]["value"] for k in OPERATING_METRICS}})
         per_fold.append(record)
     summary = _fold_summary(per_fold, ["auc", *OPERATING_METRICS])
-    return {"n_folds": len(per_fold), "threshold_note": f"threshold rule {rule} applied within each fold",
-            "per_fold": per_fold, **summary}
+    below = [f for f in per_fold if f.get("auc") is not None and f["auc"] < 0.5]
+    if below and notes is not None:
+        listed = ", ".join(f"fold {f['fold']} {f['auc']:.3f}" for f in below)
+        notes.append(f"{where}: {len(below)} fold(s) read an AUC below 0.5 in the model's direction ({listed}); each"
+                     " fold keeps that direction rather than choosing its own, which would report 1 - AUC where it"
+                     " flips")
+    threshold_note = f"threshold rule {rule} applied within each fold"
+    if rule.kind in thresholds.DATA_RULES:
+        threshold_note += ", on each fold's own data: exploratory"
+    return {"n_folds": len(per_fold), "direction": direction,
+            "direction_note": f"'{direction}' ({roc.DIRECTION_NAMES[direction]} score = positive) in every fold, the"
+                              " model's (pooled) direction", "threshold_note": threshold_note, "per_fold": per_fold,
+            **summary}
 
 
 def _natural_key(text: str):
@@ -279,14 +364,16 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
     m, n = int(y.sum()), int((~y).sum())
     if m == 0 or n == 0:
         raise UserError(f"score column {column!r}: the scored {data.name}s hold one class only; AUC is undefined")
-    direction = roc.choose_direction(y, s)
-    note = _direction_note(direction, data.name, column, settings["positive"])
+    where = f"{data.name} level, {column}"
+    direction = _direction(y, s, settings)
+    note = _direction_note(direction, where, settings["positive"], settings)
     if note:
-        notes.append(note)
+        _warn(notes, note)
     curve = roc.roc_curve(y, s, direction)
     fit = delong.delong_ci(y, s, LEVEL, direction)
     resamples = _band_resamples(settings["n_bootstrap"], len(curve) - 1, settings["ci"])
-    boot = bootstrap.stratified_bootstrap(y, s, resamples, settings["seed"], LEVEL, direction)
+    boot = bootstrap.stratified_bootstrap(y, s, resamples, settings["seed"], LEVEL, direction,
+                                          grid=bootstrap.band_grid(curve), rule=rule)
     boot_low, boot_high = boot.auc_ci()
     cis = {
         "delong": _ci("delong", fit.lower, fit.upper, se=fit.se, variance=fit.variance),
@@ -303,8 +390,15 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
     if rule.kind == "model" and direction == ">":
         notes.append(f"{data.name} level, {column}: the model's threshold is applied as score >= threshold (the"
                      " model's rule) although lower scores mean positive on these data")
+    _infinite_threshold_warning(choice, where, data.name, notes)
     on_curve = np.flatnonzero(curve.thresholds == choice.threshold)  # kept when the stored curve is thinned
     chosen_index = int(on_curve[0]) if len(on_curve) else None
+    caveat = ci_caveat(curve.auc, cis[settings["ci"]]["lower"], cis[settings["ci"]]["upper"], m, n)
+    _setup_warnings(where, data.name, curve.auc, direction, m, n, caveat, settings["positive"], settings["negative"],
+                    settings, notes)
+    operating = _operating(y, s, choice)
+    if choice.exploratory:
+        operating["with_threshold_choice"] = _choice_entry(boot, choice, operating)
     result = {
         "score_column": column,
         "n": int(present.sum()),
@@ -316,26 +410,74 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
         "auc": curve.auc,
         "auc_ci": cis[settings["ci"]],
         "auc_cis": cis,
-        "ci_caveat": ci_caveat(curve.auc, cis[settings["ci"]]["lower"], cis[settings["ci"]]["upper"], m, n),
+        "ci_caveat": caveat,
         "threshold": choice.as_dict(),
-        "operating_point": _operating(y, s, choice),
+        "operating_point": operating,
         "roc": _curve_dict(curve, chosen_index),
-        "roc_band": {
-            "method": "stratified bootstrap, pointwise percentile band of sensitivity at each specificity",
-            "n_bootstrap": boot.n_bootstrap,
-            "seed": settings["seed"],
-            "specificity": boot.specificity.tolist(),
-            "sensitivity_lower": boot.sensitivity_lower.tolist(),
-            "sensitivity_upper": boot.sensitivity_upper.tolist(),
-        },
+        "roc_band": _band_entry(curve, boot, s, where, notes),
         "calibration": calibration(y, s),
     }
     if boot.n_bootstrap < settings["n_bootstrap"]:
-        notes.append(f"{data.name} level, {column}: the ROC band uses {boot.n_bootstrap} bootstrap resamples"
-                     f" ({len(curve) - 1} distinct scores)")
+        notes.append(f"{where}: the ROC band{' and the threshold-choice CIs' if choice.exploratory else ''} use"
+                     f" {boot.n_bootstrap} bootstrap resamples ({len(curve) - 1} distinct scores)")
     if data.folds is not None:
-        result["folds"] = _binary_folds(y, s, data.folds[present], rule, model_threshold, model_rule)
+        result["folds"] = _binary_folds(y, s, data.folds[present], rule, model_threshold, model_rule, direction,
+                                        where, notes)
     return result
+
+
+def _choice_entry(boot: bootstrap.BootstrapResult, choice: thresholds.ThresholdChoice, operating: dict) -> dict:
+    """report.json's ``operating_point.with_threshold_choice``: sensitivity and specificity with
+    percentile CIs from resamples in which the threshold is chosen again by the same rule."""
+    interval = boot.choice_ci()
+    return {
+        "method": ("stratified bootstrap of the threshold choice: in each resample the threshold is chosen again by"
+                   f" {choice.rule} and the sensitivity and specificity are read at it; percentile CIs (as pROC's"
+                   " ci.coords(x = \"best\"))"),
+        "rule": choice.rule,
+        "n_bootstrap": boot.n_bootstrap,
+        "seed": boot.seed,
+        "level": boot.level,
+        **{key: {"value": operating[key]["value"], "lower": interval[key][0], "upper": interval[key][1]}
+           for key in ("sensitivity", "specificity")},
+    }
+
+
+def _band_entry(curve: roc.RocCurve, boot: bootstrap.BootstrapResult, scores: np.ndarray, where: str,
+                notes: list[str]) -> dict:
+    """report.json's ``roc_band``: pROC's ci.se over the band's grid, the curve at the same
+    specificities, and whether the two agree; a band with no width is a warning."""
+    grid = boot.specificity
+    observed = roc.interpolated_sensitivity(curve.tn, curve.tp, curve.n_controls, curve.n_cases, grid)
+    outside = (observed < boot.sensitivity_lower - 1e-12) | (observed > boot.sensitivity_upper + 1e-12)
+    own_points = len(grid) > len(bootstrap.DEFAULT_GRID)
+    entry = {
+        "method": ("stratified bootstrap, pointwise percentile interval of the sensitivity at each specificity (pROC's"
+                   " ci.se: in each resample the sensitivity is interpolated between the ROC points)"),
+        "pointwise": True,
+        "n_bootstrap": boot.n_bootstrap,
+        "seed": boot.seed,
+        "level": boot.level,
+        "grid": f"{len(bootstrap.DEFAULT_GRID)} evenly spaced specificities"
+                + (" and the curve's own points" if own_points else ""),
+        "specificity": grid.tolist(),
+        "sensitivity": observed.tolist(),
+        "sensitivity_lower": boot.sensitivity_lower.tolist(),
+        "sensitivity_upper": boot.sensitivity_upper.tolist(),
+        "no_width": boot.band_has_no_width(),
+        "curve_outside": int(outside.sum()),
+    }
+    if entry["no_width"]:
+        why = ("the score is constant" if np.ptp(scores) == 0 else
+               "the scores separate the classes completely" if curve.auc in (0.0, 1.0) else "")
+        _warn(notes, f"{where}: the pointwise ROC band has no width: every bootstrap resample gives the same curve"
+                     + (f" ({why})" if why else "") + "; it does not mean the curve is known exactly, and the figure"
+                     " draws no band")
+    if entry["curve_outside"]:
+        notes.append(f"{where}: the ROC curve lies outside its pointwise band at {entry['curve_outside']} of"
+                     f" {len(grid)} specificities (a percentile band need not hold the estimate where the resampled"
+                     " sensitivities are skewed)")
+    return entry
 
 
 def _comparison(data: LevelData, a: str, b: str, models: dict, notes: list[str]) -> dict | None:
@@ -344,8 +486,10 @@ def _comparison(data: LevelData, a: str, b: str, models: dict, notes: list[str])
     directions = (models[a]["direction"], models[b]["direction"])
     header = {"models": [a, b]}
     if directions[0] != directions[1]:
-        notes.append(f"{data.name} level, {a} vs {b}: the two curves have different directions (as pROC, each"
-                     " keeps its own)")
+        _warn(notes, f"{data.name} level, {a} vs {b}: DeLong's test should not be applied to ROC curves with a"
+                     f" different direction (pROC's warning): {a} reads '{directions[0]}' and {b} '{directions[1]}', so"
+                     " the test compares one model's AUC with the other's reversed scores; fix one direction with"
+                     " --direction higher or lower")
     if not (va & vb).any():
         result = delong.unpaired_test(data.labels[va], data.scores[a].to_numpy()[va], data.labels[vb],
                                       data.scores[b].to_numpy()[vb], LEVEL, directions)
@@ -400,10 +544,11 @@ def _multiclass_level(data: LevelData, settings: dict, notes: list[str]) -> dict
             notes.append(f"{data.name} level, class {cls}: no {'cases' if record['n_cases'] == 0 else 'controls'}; no AUC")
             per_class[cls] = record
             continue
-        direction = roc.choose_direction(y, s)
-        note = _direction_note(direction, data.name, column, cls)
+        where = f"{data.name} level, class {cls}"
+        direction = _direction(y, s, settings)
+        note = _direction_note(direction, where, cls, settings)
         if note:
-            notes.append(note)
+            _warn(notes, note)
         fit = delong.delong_ci(y, s, LEVEL, direction)
         cis = {"delong": _ci("delong", fit.lower, fit.upper, se=fit.se, variance=fit.variance)}
         if settings["ci"] == "bootstrap":
@@ -412,10 +557,11 @@ def _multiclass_level(data: LevelData, settings: dict, notes: list[str]) -> dict
                                    seed=settings["seed"])
         curve = roc.roc_curve(y, s, direction)
         chosen = cis[settings["ci"]]
+        caveat = ci_caveat(fit.auc, chosen["lower"], chosen["upper"], record["n_cases"], record["n_controls"])
+        _setup_warnings(where, data.name, fit.auc, direction, record["n_cases"], record["n_controls"], caveat, cls,
+                        "of the other classes", settings, notes)
         record.update(direction=direction, direction_note=note, auc=fit.auc, auc_ci=chosen, auc_cis=cis,
-                      ci_caveat=ci_caveat(fit.auc, chosen["lower"], chosen["upper"], record["n_cases"],
-                                          record["n_controls"]),
-                      roc=_curve_dict(curve))
+                      ci_caveat=caveat, roc=_curve_dict(curve))
         per_class[cls] = record
     aucs = [r["auc"] for r in per_class.values() if r["auc"] is not None]
     classes = list(mapping)
@@ -447,13 +593,16 @@ def _multiclass_level(data: LevelData, settings: dict, notes: list[str]) -> dict
                 if y.all() or not y.any():
                     record[f"auc_{cls}"] = None
                     continue
-                value = roc.auc(y, data.scores[column].to_numpy()[inside], "auto")
+                value = roc.auc(y, data.scores[column].to_numpy()[inside], per_class[cls]["direction"])
                 record[f"auc_{cls}"] = value
                 fold_aucs.append(value)
             record["macro_auc"] = float(np.mean(fold_aucs)) if fold_aucs else None
             per_fold.append(record)
         keys = ["macro_auc", *[f"auc_{c}" for c in classes]]
-        level["folds"] = {"n_folds": len(per_fold), "per_fold": per_fold, **_fold_summary(per_fold, keys)}
+        directions = {cls: r["direction"] for cls, r in per_class.items() if r.get("auc") is not None}
+        level["folds"] = {"n_folds": len(per_fold), "directions": directions,
+                          "direction_note": "each class keeps its (pooled) direction in every fold",
+                          "per_fold": per_fold, **_fold_summary(per_fold, keys)}
     return level
 
 

@@ -8,6 +8,9 @@ Conventions (pROC, Robin et al. 2011):
 - the curve's thresholds are -inf, the midpoints between consecutive distinct scores, and +inf;
 - AUC is the Mann-Whitney statistic: P(case > control) + P(case == control) / 2.
 
+The user-facing names of the directions (``--direction``) are ``higher`` ('<'), ``lower`` ('>')
+and ``auto``; ``direction_symbol`` turns either spelling into pROC's.
+
 Internally every function works on *oriented* scores (negated when the direction is ">"), so
 that higher always means positive; thresholds are turned back to the original scale on output.
 """
@@ -19,6 +22,17 @@ from dataclasses import dataclass
 import numpy as np
 
 DIRECTIONS = ("<", ">", "auto")
+DIRECTION_SYMBOLS = {"higher": "<", "lower": ">", "auto": "auto", "<": "<", ">": ">"}
+DIRECTION_NAMES = {"<": "higher", ">": "lower", "auto": "auto"}
+EXACT_COUNT = 1e-9  # a specificity "equals" a ROC point's when their counts of true negatives agree this closely
+
+
+def direction_symbol(direction: str) -> str:
+    """'<', '>' or 'auto' from a user-facing name (higher, lower, auto) or pROC's symbol; ValueError otherwise."""
+    key = str(direction).strip().lower()
+    if key not in DIRECTION_SYMBOLS:
+        raise ValueError(f"direction must be higher, lower or auto, got {direction!r}")
+    return DIRECTION_SYMBOLS[key]
 
 
 def as_binary_labels(labels) -> np.ndarray:
@@ -153,6 +167,29 @@ def proc_thresholds(unique_sorted: np.ndarray) -> np.ndarray:
     collapsed = mids[1:-1] == lower[1:-1]
     mids[1:-1][collapsed] = upper[1:-1][collapsed]
     return mids
+
+
+def interpolated_sensitivity(tn, tp, n_controls: int, n_cases: int, specificity) -> np.ndarray:
+    """Sensitivity at each given specificity on the empirical ROC curve, as pROC's
+    ``coords(roc, x, input="specificity", ret="sensitivity")`` (which ``ci.se`` calls on each resample).
+
+    ``tn``/``tp``: counts at the curve's points in threshold order (tn non-decreasing, tp
+    non-increasing), as ``RocCurve.tn``/``RocCurve.tp``. Where a point has the specificity
+    exactly (to EXACT_COUNT in counts), the highest sensitivity among such points (the top of a
+    vertical segment, pROC's first match on the sorted curve); between points, the straight line
+    joining the last point below and the first point above, the segment the curve is drawn with.
+    Repeated points (a threshold between two values neither of which is present) change nothing.
+    """
+    tn = np.asarray(tn, dtype=np.float64)
+    tp = np.asarray(tp, dtype=np.float64)
+    target = np.asarray(specificity, dtype=np.float64) * n_controls
+    first = np.clip(np.searchsorted(tn, target - EXACT_COUNT, side="left"), 0, len(tn) - 1)
+    previous = np.maximum(first - 1, 0)
+    exact = np.abs(tn[first] - target) <= EXACT_COUNT
+    span = tn[first] - tn[previous]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(exact | (span <= 0), 0.0, (tn[first] - target) / np.where(span > 0, span, 1.0))
+    return (tp[first] + share * (tp[previous] - tp[first])) / n_cases
 
 
 def roc_curve(labels, scores, direction: str = "auto") -> RocCurve:

@@ -19,6 +19,13 @@ Rules (``--threshold``):
   point is what the deployed model does. It is named with the rule that chose it at training
   (``model_rule_text``: "model's threshold 0.47 (youden on the validation split)"), the words
   training printed.
+
+Where the threshold comes from matters as much as its value. ``youden``, ``sensitivity:X`` and
+``specificity:X`` choose it on the very data being evaluated: the operating point is then
+*exploratory* (``ThresholdChoice.exploratory``; STARD 2015 item 12a), optimistic on new data, and
+its exact binomial CIs, which hold the threshold fixed, are too narrow; the report adds CIs that
+bootstrap the choice (bootstrap.py). A number given by the user and the model's saved threshold
+(chosen on validation data at training) are fixed in advance: their exact CIs are the right ones.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import numpy as np
 from ..errors import UserError
 from .roc import RocCurve, as_binary_labels, as_scores, roc_curve
 
+DATA_RULES = ("youden", "sensitivity", "specificity")  # rules that choose the threshold on the evaluated data
 _RULE_HELP = "use a number (e.g. 0.5), youden, sensitivity:X, specificity:X (X in (0, 1]) or model"
 
 
@@ -63,6 +71,19 @@ class ThresholdChoice:
     specificity: float = math.nan
     ties: list[dict] = field(default_factory=list)  # every tied optimal point (youden)
 
+    @property
+    def exploratory(self) -> bool:
+        """True when the threshold was chosen on the evaluated data (youden, sensitivity:X, specificity:X)."""
+        return self.rule.split(":")[0] in DATA_RULES
+
+    @property
+    def chosen_on(self) -> str:
+        if self.exploratory:
+            return "the evaluated data (exploratory)"
+        if self.rule == "model":
+            return "the model's training run (saved with the model), before these data"
+        return "fixed in advance (given by the user)"
+
     def as_dict(self) -> dict:
         return {
             "value": self.threshold,
@@ -70,6 +91,8 @@ class ThresholdChoice:
             "applied_as": "score >= threshold is positive" if self.direction == "<" else "score <= threshold is positive",
             "description": self.description,
             "ties": self.ties,
+            "exploratory": self.exploratory,
+            "chosen_on": self.chosen_on,
         }
 
 

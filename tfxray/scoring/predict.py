@@ -134,7 +134,7 @@ class RunsEvaluation:
 def evaluate_runs(runs: list, manifest=None, *, split: str | None = None, label_column: str | None = None,
                   positive=None, threshold: str | None = None, patient_column: str | None = None,
                   aggregate: str | None = None, batch_size: int = 32, progress: bool = True,
-                  allow_modality: bool = False) -> RunsEvaluation:
+                  allow_modality: bool = False, direction: str | None = None) -> RunsEvaluation:
     """Score the same cases with each run and settle ``evaluate_table``'s arguments.
 
     Cases: ``manifest`` (a file, folder or ``Manifest``), or with ``split`` ('test' or 'val')
@@ -142,8 +142,10 @@ def evaluate_runs(runs: list, manifest=None, *, split: str | None = None, label_
     the column ``score`` (``score_<class>`` for more classes); several runs give a column per
     run named after it (``run_names``), two-class runs with the same classes only, and each
     keeps its saved threshold. What the caller leaves as None comes from the models (label
-    column, positive class, thresholds) and from the first run's recipe (``evaluate.patient_level``,
-    ``evaluate.aggregate``), whose section is checked before any image is scored.
+    column, positive class, thresholds, and the direction ``higher``: a model's score is its
+    positive-class probability, so the curve is never flipped unless ``direction`` says so) and
+    from the first run's recipe (``evaluate.patient_level``, ``evaluate.aggregate``), whose
+    section is checked before any image is scored.
     """
     from ..config import evaluate_config
     from ..evaluation.model_table import model_arguments, models_arguments, patient_level
@@ -159,9 +161,10 @@ def evaluate_runs(runs: list, manifest=None, *, split: str | None = None, label_
                  "threshold_rule": b.meta.threshold_rule} for n, b in zip(names, bundles)}
     # refuse what cannot be compared or contradicts a model before scoring anything
     if len(bundles) > 1:
-        models_arguments(infos, label_column=label_column, positive=positive, threshold=threshold)
+        models_arguments(infos, label_column=label_column, positive=positive, threshold=threshold, direction=direction)
     else:
-        model_arguments(infos["score"], label_column=label_column, positive=positive, threshold=threshold)
+        model_arguments(infos["score"], label_column=label_column, positive=positive, threshold=threshold,
+                        direction=direction)
 
     manifests = {n: _cases(b, manifest, split) for n, b in zip(names, bundles)}
     if split is not None and len(bundles) > 1:
@@ -179,9 +182,11 @@ def evaluate_runs(runs: list, manifest=None, *, split: str | None = None, label_
     table = _merged(tables, set(excluded["path"]))
 
     if len(bundles) > 1:
-        arguments = models_arguments(infos, label_column=label_column, positive=positive, threshold=threshold)
+        arguments = models_arguments(infos, label_column=label_column, positive=positive, threshold=threshold,
+                                     direction=direction)
     else:
-        arguments = model_arguments(infos["score"], label_column=label_column, positive=positive, threshold=threshold)
+        arguments = model_arguments(infos["score"], label_column=label_column, positive=positive, threshold=threshold,
+                                    direction=direction)
     patients = patient_level(patient_column, aggregate, recipe_patient_level=recipes[0].patient_level,
                              recipe_aggregate=recipes[0].aggregate, columns=table.columns)
     arguments.update(patient_column=patients.column, aggregate=patients.aggregate)
@@ -229,7 +234,7 @@ def _merged(tables: dict[str, pd.DataFrame], excluded: set) -> pd.DataFrame:
 def evaluate_run(run: str | Path | Bundle, manifest: str | Path | Manifest, *, label_column: str | None = None,
                  positive=None, threshold: str | None = None, patient_column: str | None = None,
                  aggregate: str | None = None, batch_size: int = 32, progress: bool = True,
-                 allow_modality: bool = False):
+                 allow_modality: bool = False, direction: str | None = None):
     """One run on one manifest (``evaluate_runs``): (table, arguments, note).
 
     ``note`` is the one line saying what the recipe decided ('' when nothing); images outside
@@ -237,7 +242,7 @@ def evaluate_run(run: str | Path | Bundle, manifest: str | Path | Manifest, *, l
     """
     result = evaluate_runs([run], manifest, label_column=label_column, positive=positive, threshold=threshold,
                            patient_column=patient_column, aggregate=aggregate, batch_size=batch_size,
-                           progress=progress, allow_modality=allow_modality)
+                           progress=progress, allow_modality=allow_modality, direction=direction)
     patient_notes = [n for n in result.notes if n.startswith("per patient")]
     return result.table, result.arguments, patient_notes[0] if patient_notes else ""
 
