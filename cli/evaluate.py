@@ -1,4 +1,5 @@
-"""tfxray evaluate: ROC/AUC with CIs, thresholds, per-patient results and DeLong tests."""
+"""tfxray evaluate: ROC/AUC with CIs, thresholds, per-patient results, DeLong tests, clinical
+usefulness (PPV/NPV, likelihood ratios, AUPRC, decision curves, calibration) and reader studies (MRMC)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from tfxray.evaluation.choices import (AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGA
                    " positives into OUT/worst/, listed in report.md.")
 @click.option("--roc", "roc_only", is_flag=True,
               help="Draw the ROC figures only (roc_*.png, folds_roc_*.png); without it every figure is drawn"
-                   " (ROC, score histograms, confusion matrices, reliability). The report's numbers are the same.")
+                   " (ROC, score histograms, confusion matrices, precision-recall, decision and calibration curves)."
+                   " The report's numbers are the same.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for report.json, report.md and the PNGs.")
 @click.option("--label-column", help="Column holding the true class [--scores: required; RUN_DIR: label].")
@@ -52,7 +54,23 @@ from tfxray.evaluation.choices import (AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGA
               help="Bootstrap resamples (AUC CI with --ci bootstrap, and the ROC band).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--readers", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="CSV of reader operating points (name, sensitivity, specificity[, level]) drawn on the ROC.")
+              help="Either a CSV of reader operating points (name, sensitivity, specificity[, level]) drawn on the"
+                   " ROC, or a reads table for a multi-reader multi-case study (CSV with case, reader, modality, truth,"
+                   " rating; or a LABMRMC .lrc file): Obuchowski-Rockette analysis with Hillis' ddf into mrmc.*; alone"
+                   " (no --scores, no RUN_DIR) it is the whole evaluation.")
+@click.option("--reader-cutoff", type=float, metavar="X",
+              help="With a reads table: a rating >= X is a positive call, for each reader's sensitivity and"
+                   " specificity without vs with assistance (McNemar); not needed when the ratings are 0/1 calls.")
+@click.option("--model-as-reader", is_flag=True,
+              help="With a reads table and --scores/RUN_DIR: also run the reader study with each model added as one"
+                   " more reader, reading every modality with its scores (OUT/with_model/); the readers' own analysis"
+                   " is unchanged. The scores table's --case-column holds the reads table's case ids.")
+@click.option("--case-column", metavar="COLUMN",
+              help="With --model-as-reader: the column of the scores table holding the reads table's case ids"
+                   " [case].")
+@click.option("--prevalence", "prevalences", multiple=True, metavar="P",
+              help="Deployment prevalence for PPV and NPV (Bayes' theorem from sensitivity and specificity, logit"
+                   " CIs), besides the sample's; repeat or give a comma list (0.05,0.1). Two-class only.")
 @click.option("--fold-column", help="Cross-validation fold of each row: per-fold results, mean and SD.")
 @click.option("--detections", "detections_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A detector's boxes.csv (path, frame, x1, y1, x2, y2, score, class; `tfxray score` on a detector"
@@ -71,7 +89,8 @@ from tfxray.evaluation.choices import (AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGA
                    " [on].")
 def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_only, out, label_column, positive,
              score_columns, threshold, direction, patient_column, aggregate, ci, n_bootstrap, seed, readers,
-             fold_column, detections_csv, truth_manifest, iou_threshold, overlays, compare):
+             reader_cutoff, model_as_reader, case_column, prevalences, fold_column, detections_csv, truth_manifest,
+             iou_threshold, overlays, compare):
     """Evaluate scores against labels: ROC, AUC with 95% CI (DeLong or bootstrap), the operating
     point at a threshold with exact CIs, per-patient results and DeLong tests between models.
 
@@ -106,6 +125,8 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
       tfxray evaluate --detections boxes.csv --truth test.csv --threshold 0.4 --out eval/   # a detector
       tfxray evaluate runs/fn --data test.csv --out eval/                  # a detector run: boxes + report
       tfxray evaluate --compare runs/generic runs/fn --data test.csv --out compare/   # before/after
+      tfxray evaluate --scores s.csv --label-column y --positive 1 --score-column p --prevalence 0.05 --out eval/
+      tfxray evaluate --readers examples/vandyke_reads.csv --out mrmc/    # a reader study (MRMC) alone
 
     With --detections boxes.csv --truth MANIFEST --threshold CUTOFF: every image of the manifest is
     a case scored by its highest box confidence (0 without a box), called positive when a box
@@ -113,15 +134,36 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
     CUTOFF are matched to the reference boxes greedily by confidence at IoU >= --iou (box recall and
     precision with exact CIs), and every box gives AP50 (COCO) and the FROC curve and score.
     Writes froc.png, pr.png and box overlays in OUT/overlays/ besides the per-image report.
+
+    Two-class models also get PPV, NPV and likelihood ratios at the operating point (PPV/NPV at
+    each --prevalence too), AUPRC with a bootstrap CI, and, when the scores are probabilities in
+    [0, 1], a decision curve and the calibration slope/intercept with a smoothed curve (pr_*,
+    decision_*, calibration_*: PNG at 300 dpi and SVG; not with --roc).
+
+    --readers with a reads table (case, reader, modality, truth, rating; or .lrc) runs the
+    multi-reader multi-case analysis (Obuchowski-Rockette, random readers and cases, Hillis'
+    ddf; also fixed readers, fixed cases): OUT/mrmc.json, .md, .png, .svg, and report.json's
+    "mrmc" (f, ddf, p, auc per modality, ci_difference). Alone, it is the whole evaluation.
     """
     from tfxray.evaluation.report import evaluate_table, format_summary, write_report
-    from tfxray.evaluation.table import read_readers_csv, read_scores_csv
+    from tfxray.evaluation.table import read_readers_csv, read_scores_csv, readers_file_kind
+
+    reader_kind = readers_file_kind(readers) if readers is not None else None
+    if reader_kind != "reads":
+        for given, name in ((reader_cutoff, "--reader-cutoff"), (model_as_reader or None, "--model-as-reader"),
+                            (case_column, "--case-column")):
+            if given is not None:
+                raise click.UsageError(f"{name} goes with --readers READS (a reads table: case, reader, modality,"
+                                       " truth, rating; or a .lrc file)")
+    if case_column is not None and not model_as_reader:
+        raise click.UsageError("--case-column goes with --model-as-reader")
 
     detector_direction = ("--direction: a detector's image score (its highest box confidence) is higher = positive by"
                           " construction; leave --direction out")
     if detections_csv is not None or truth_manifest is not None:
         if direction is not None:
             raise click.UsageError(detector_direction)
+        _refuse_for_detectors("--detections", prevalences, reader_kind)
         return _evaluate_boxes(run_dirs, scores_csv, detections_csv, truth_manifest, threshold, out, positive,
                                iou_threshold, overlays, roc_only, patient_column, aggregate, ci, n_bootstrap, seed,
                                readers, refused={"--data": manifest, "--split": split, "--worst": worst,
@@ -136,8 +178,23 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
     if overlays is not None and not run_dirs:
         raise click.UsageError("--overlays/--no-overlays goes with a detector's boxes (--detections, or a detector"
                                " RUN_DIR)")
+    if reader_kind == "reads" and not run_dirs and scores_csv is None:
+        return _evaluate_reads_only(readers, out, positive, reader_cutoff, model_as_reader, roc_only,
+                                    refused={"--data": manifest, "--split": split, "--worst": worst,
+                                             "--allow-modality": allow_modality or None,
+                                             "--label-column": label_column, "--score-column": score_columns or None,
+                                             "--threshold": threshold, "--direction": direction,
+                                             "--patient-column": patient_column, "--aggregate": aggregate,
+                                             "--fold-column": fold_column, "--prevalence": prevalences or None,
+                                             "--compare": compare or None})
     if bool(run_dirs) == (scores_csv is not None):
-        raise click.UsageError("give either --scores FILE.csv, or RUN_DIR with --data MANIFEST or --split test|val")
+        raise click.UsageError("give either --scores FILE.csv, or RUN_DIR with --data MANIFEST or --split test|val"
+                               " (or --readers READS alone for a reader study)")
+    reads = None
+    if reader_kind == "reads":  # read and checked before any scoring
+        from tfxray.evaluation.table import read_reads_file
+
+        reads = read_reads_file(readers, positive)
     evaluation = None
     if scores_csv is not None:
         for given, name in ((manifest, "--data"), (split, "--split"), (worst, "--worst"),
@@ -169,6 +226,7 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
         if kinds == {True}:
             if direction is not None:
                 raise click.UsageError(detector_direction)
+            _refuse_for_detectors("a detector RUN_DIR", prevalences, reader_kind)
             return _evaluate_detector_runs(run_dirs, manifest, split, out, overlays, roc_only, ci, n_bootstrap, seed,
                                            allow_modality, refused={"--worst": worst, "--label-column": label_column,
                                                                     "--threshold": threshold,
@@ -193,9 +251,12 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
             atomic_write_text(out / "excluded.csv", evaluation.excluded.to_csv(index=False))
             click.echo(evaluation.excluded_line(str(out / "excluded.csv")))
 
-    reader_table = read_readers_csv(readers) if readers is not None else None
+    reader_table = read_readers_csv(readers) if reader_kind == "points" else None
     report = evaluate_table(table, **arguments, ci=ci, n_bootstrap=n_bootstrap, seed=seed, fold_column=fold_column,
-                            readers=reader_table)
+                            readers=reader_table, prevalence=list(prevalences) or None)
+    study = None
+    if reads is not None:
+        study = _reader_study(reads, str(readers), reader_cutoff, model_as_reader, table, report, case_column)
     if evaluation is not None:
         if not evaluation.excluded.empty:
             report["excluded"] = evaluation.excluded_summary()
@@ -203,7 +264,7 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
             from tfxray.scoring.predict import worst_gallery
 
             report["worst"] = worst_gallery(evaluation, out, worst)
-    paths = write_report(report, table, out, roc_only=roc_only)
+    paths = write_report(report, table, out, roc_only=roc_only, study=study)
     click.echo(format_summary(report))
     if report.get("worst"):
         panels = sum(1 for groups in report["worst"]["models"].values() for cases in groups.values()
@@ -211,6 +272,49 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
         click.echo(f"worst cases: {panels} Grad-CAM panel(s) in {out / report['worst']['folder']}")
     figures = [p for p in paths.values() if p.suffix == ".png"]
     click.echo(f"report: {paths['report.md']} and {paths['report.json']}; {len(figures)} figures in {out}")
+
+
+def _refuse_for_detectors(where: str, prevalences, reader_kind) -> None:
+    """Options the detector reports do not take yet: refused, never ignored."""
+    if prevalences:
+        raise click.UsageError(f"--prevalence is not available with {where} yet (it goes with --scores or a"
+                               " classifier's RUN_DIR)")
+    if reader_kind == "reads":
+        raise click.UsageError(f"--readers: a reads table (an MRMC study) does not go with {where}; give it alone, or"
+                               " with --scores or a classifier's RUN_DIR")
+
+
+def _reader_study(reads, source, reader_cutoff, model_as_reader, table=None, report=None, case_column=None):
+    """The reads table analysed (tfxray.evaluation.report.reader_study), with the models as readers when asked."""
+    from tfxray.evaluation.report import add_reader_study, model_readers, reader_study
+
+    models = None
+    if model_as_reader:
+        models = model_readers(table, report, reads, case_column or "case")
+    study = reader_study(reads, reader_cutoff=reader_cutoff, source=source, models=models)
+    if report is not None:
+        add_reader_study(report, study)
+    return study
+
+
+def _evaluate_reads_only(readers, out, positive, reader_cutoff, model_as_reader, roc_only, refused):
+    """tfxray evaluate --readers READS --out OUT: the reader study alone (mrmc.*, report.json, report.md)."""
+    for name, given in refused.items():
+        if given is not None:
+            raise click.UsageError(f"{name} goes with --scores or RUN_DIR; --readers READS alone is a reader study"
+                                   " (the reads table holds the truth and the ratings)")
+    if model_as_reader:
+        raise click.UsageError("--model-as-reader needs a model's scores: --scores FILE.csv or RUN_DIR")
+    from tfxray.evaluation.report import format_summary, reader_study_report, write_reader_study_report
+    from tfxray.evaluation.table import read_reads_file
+
+    study = _reader_study(read_reads_file(readers, positive), str(readers), reader_cutoff, False)
+    report = reader_study_report(study)
+    paths = write_reader_study_report(report, study, out)
+    click.echo(format_summary(report))
+    figures = [p for p in paths.values() if p.suffix == ".png"]
+    click.echo(f"report: {paths['report.md']} and {paths['report.json']}; {len(figures)} figure(s) in {out}"
+               f"{' (--roc: the reader study has no ROC figure of its own)' if roc_only else ''}")
 
 
 def _box_cutoff(threshold) -> float:

@@ -255,7 +255,10 @@ def test_summary_fits_one_screen(asah):
     assert (f"threshold 0.205 (youden)*  sens 0.634 ({se['lower']:.3f}-{se['upper']:.3f})  spec 0.806"
             f" ({sp['lower']:.3f}-{sp['upper']:.3f})") in summary
     assert "threshold rule: youden (exploratory*) | direction: auto" in lines[0]
-    assert lines[-1].startswith("* threshold chosen on these data (exploratory)")
+    # the footnote, then the notes: here only that no marker is a probability (no decision curve or calibration)
+    assert lines[-2].startswith("* threshold chosen on these data (exploratory)")
+    assert lines[-1] == ("note: no decision curve or calibration fit for s100b, wfns, ndka: the scores are not"
+                         " probabilities (report.md says why)")
     assert "s100b vs wfns: dAUC -0.092 (-0.174 to -0.010), Z -2.21, p 0.0272 (DeLong paired)" in summary
     assert "patient level (max by patient): 57 patients" in summary
 

@@ -1,4 +1,5 @@
-"""report.md (readable tables) and the one-screen summary, from a report dict."""
+"""report.md (readable tables) and the one-screen summary, from a report dict (and, for a reader
+study, from its MRMC analysis)."""
 
 from __future__ import annotations
 
@@ -115,6 +116,7 @@ def _binary_level_md(name: str, level: dict, settings: dict, files: dict) -> lis
                              f" {fmt(t['specificity'])})" for t in thr["ties"])
             out.append(f"  Tied optimal thresholds: {tied}.")
     out.append("")
+    out += _clinical_md(level, settings)
 
     if level["comparisons"]:
         out += ["### Comparisons of AUCs (DeLong)", ""]
@@ -152,13 +154,80 @@ def _binary_level_md(name: str, level: dict, settings: dict, files: dict) -> lis
         out.append(f"Pooled out-of-fold AUC: {fmt(m['auc'])} ({fmt(m['auc_ci']['lower'])}–{fmt(m['auc_ci']['upper'])}).")
         out.append("")
 
+    out += _calibration_md(level)
+    out += _figures(name, files)
+    return out
+
+
+DECISION_ROWS = (0.05, 0.1, 0.2, 0.3, 0.5)  # threshold probabilities shown in report.md (all 99 in report.json)
+
+
+def _clinical_md(level: dict, settings: dict) -> list[str]:
+    """Predictive values and likelihood ratios at the operating point, deployment PPV/NPV, AUPRC and
+    the decision curve at a few threshold probabilities."""
+    models = {c: m for c, m in level["models"].items() if "auprc" in m}
+    if not models:
+        return []
+    first = next(iter(models.values()))
+    out = ["### Predictive values and likelihood ratios (at the operating point)", "",
+           "PPV and NPV at the sample prevalence hold only for a consecutive (cohort) sample; exact Clopper–Pearson"
+           " 95% CIs. Likelihood ratios: log-method 95% CIs (Simel et al. 1991).", ""]
+    out += _table(["Model", "Sample prevalence", "PPV (sample)", "NPV (sample)", "LR+", "LR−"],
+                  [[c, fmt(m["n_cases"] / (m["n_cases"] + m["n_controls"])), _with_ci(m["ppv"]), _with_ci(m["npv"]),
+                    _with_ci(m["lr_positive"], 2), _with_ci(m["lr_negative"], 2)] for c, m in models.items()])
+    rows = [[c, f"{d['prevalence']:g}", _with_ci(d["ppv"]), _with_ci(d["npv"])]
+            for c, m in models.items() for d in m["deployment"]]
+    if rows:
+        out += ["At the deployment prevalence(s) given with --prevalence: PPV and NPV by Bayes' theorem from the"
+                " sensitivity and specificity above, logit 95% CIs (Mercaldo, Lau & Zhou 2007; the prevalence is"
+                " taken as known).", ""]
+        out += _table(["Model", "Prevalence", "PPV (95% CI)", "NPV (95% CI)"], rows)
+    else:
+        out += ["No deployment prevalence given (--prevalence P gives PPV and NPV at P).", ""]
+    auprc = first["auprc"]
+    out += ["### Precision–recall", "",
+            f"AUPRC = average precision (step-wise, as scikit-learn); 95% CI: {auprc['method']}"
+            f" ({auprc['n_bootstrap']} resamples, seed {auprc['seed']}). The baseline (a ranking with no skill) is"
+            " the prevalence.", ""]
+    out += _table(["Model", "AUPRC (95% CI)", "Baseline"],
+                  [[c, _with_ci(m["auprc"]), fmt(m["auprc"]["baseline"])] for c, m in models.items()])
+    curves = {c: m["decision_curve"] for c, m in models.items() if "skipped" not in m["decision_curve"]}
+    out += ["### Decision curve (net benefit)", ""]
+    if curves:
+        out += ["Net benefit = TP/n − FP/n × pt/(1 − pt) at threshold probability pt (Vickers & Elkin 2006); treat"
+                " none is 0. It reads the scores as calibrated probabilities, at the sample's prevalence. Every pt"
+                " from 0.01 to 0.99 is in report.json.", ""]
+        rows = []
+        for c, d in curves.items():
+            for pt in DECISION_ROWS:
+                i = min(range(len(d["threshold"])), key=lambda k: abs(d["threshold"][k] - pt))
+                rows.append([c, f"{d['threshold'][i]:g}", f"{number(d['net_benefit'][i]):.4f}",
+                             f"{number(d['treat_all'][i]):.4f}",
+                             f"{number(d['interventions_avoided_per_100'][i]):.1f}"])
+        out += _table(["Model", "pt", "Net benefit (model)", "Net benefit (treat all)",
+                       "Net interventions avoided per 100"], rows)
+    skipped = [f"{c} ({m['clinical_skipped']})" for c, m in models.items() if m.get("clinical_skipped")]
+    if skipped:
+        out += [f"No decision curve for {'; '.join(skipped)}.", ""]
+    return out
+
+
+def _calibration_md(level: dict) -> list[str]:
     rows = []
     for column, m in level["models"].items():
         cal = m["calibration"]
-        rows.append([column, cal["skipped"] if "skipped" in cal else f"Brier score {fmt(cal['brier'])}"])
-    out += ["### Calibration", ""] + _table(["Model", "Reliability"], rows)
-    out += _figures(name, files)
-    return out
+        binned = cal["skipped"] if "skipped" in cal else f"Brier score {fmt(cal['brier'])}"
+        fit = m.get("calibration_fit") or {"skipped": "not computed"}
+        if "skipped" in fit:
+            rows.append([column, binned, "n/a", "n/a", ""])
+            continue
+        rows.append([column, binned, _with_ci(fit["slope"], 2, " to "), _with_ci(fit["intercept"], 2, " to "),
+                     fit.get("note", "")])
+    return (["### Calibration", "",
+             "Slope and calibration-in-the-large by logistic recalibration on logit(p) (ideal: 1 and 0; Wald 95% CIs);"
+             " the figure's curve is a LOWESS smooth of the outcome on the prediction.", ""]
+            + _table(["Model", "Reliability", "Calibration slope (95% CI)", "Calibration-in-the-large (95% CI)",
+                      "Note"], rows))
 
 
 def _multiclass_level_md(name: str, level: dict, settings: dict, files: dict) -> list[str]:
@@ -242,10 +311,62 @@ def render_markdown(report: dict, files: dict) -> str:
         out += ["## Readers", ""] + _table(["Reader", "Sensitivity", "Specificity", "Level"],
                                            [[r["name"], fmt(r["sensitivity"]), fmt(r["specificity"]),
                                              r.get("level", "all")] for r in report["readers"]])
+    if report.get("mrmc"):
+        out += _mrmc_md(report["mrmc"])
     if report["notes"]:
         out += ["## Notes", ""] + [f"- **Warning:** {n[len(WARNING):]}" if n.startswith(WARNING) else f"- {n}"
                                    for n in report["notes"]] + [""]
     return "\n".join(out)
+
+
+def _mrmc_headline_md(head: dict) -> list[str]:
+    d = head["design"]
+    out = [f"{len(d['readers'])} readers ({', '.join(map(str, d['readers']))}) x {len(d['modalities'])} modalities x"
+           f" {d['n_cases']} cases ({d['n_diseased']} diseased, {d['n_nondiseased']} non-diseased). {head['method']}:"
+           f" **F = {fmt(head['f'])}** on {head['ndf']} and {fmt(head['ddf'], 2)} df, **p = {_p(head['p'])}**.", ""]
+    out += _table(["Modality", "Reader-averaged AUC (95% CI)"],
+                  [[m, _with_ci(a, 4)] for m, a in head["auc"].items()])
+    out += _table(["Difference", "Estimate (95% CI)", "p"],
+                  [[name, f"{fmt(c['estimate'], 4)} ({fmt(c['lower'], 4)} to {fmt(c['upper'], 4)})", _p(c["p"])]
+                   for name, c in head["ci_difference"].items()])
+    return out
+
+
+def _mrmc_md(head: dict) -> list[str]:
+    """The reader study's headline in report.md; the whole analysis is in mrmc.md."""
+    files = head["files"]
+    out = ["## Reader study (multi-reader multi-case ROC)", "", f"Reads: `{head.get('source')}`. Full analysis"
+           f" (each reader's AUC, the three generalisations, variance components, readers' McNemar): [{files['md']}]"
+           f"({files['md']}).", "", f"![Reader AUCs per modality]({files['png']})", ""]
+    out += _mrmc_headline_md(head)
+    other = head.get("with_model")
+    if other:
+        out += [f"### With the model as a reader ({', '.join(other['model_readers'])}, the same scores in every"
+                " modality)", "", f"Full analysis: [{other['files']['md']}]({other['files']['md']}). The readers' own"
+                " analysis above is unchanged by it.", ""]
+        out += _mrmc_headline_md(other)
+        by = [r for r in other["per_reader"] if r["reader"] in other["model_readers"]]
+        out += _table(["Model reader", "Modality", "AUC (jackknife SE)"],
+                      [[r["reader"], r["modality"], f"{fmt(r['auc'], 4)} ({fmt(r['se'], 4)})"] for r in by])
+    return out
+
+
+def _p(value) -> str:
+    value = number(value)
+    if value != value:
+        return "n/a"
+    return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def render_reader_markdown(report: dict, study: dict) -> str:
+    """report.md of a reads table analysed alone: mrmc.md's content under a report title."""
+    from .mrmc import mrmc_markdown
+
+    head = report["mrmc"]
+    body = mrmc_markdown(study, head["files"])
+    notes = [n for n in report.get("notes", []) if not n.startswith("reader study: ")]
+    extra = (["## Notes", ""] + [f"- {n}" for n in notes] + [""]) if notes else []
+    return "\n".join(["# Reader study report", "", f"Reads: `{head.get('source')}`.", "", body, *extra])
 
 
 def _excluded_md(excluded: dict | None) -> list[str]:
@@ -281,6 +402,8 @@ def _worst_md(worst: dict | None) -> list[str]:
 
 def render_summary(report: dict) -> str:
     """The one-screen text: per level and model, AUC (CI), threshold and rule, sens/spec (CI), n."""
+    if report.get("task") == "mrmc":
+        return "\n".join(_mrmc_summary(report["mrmc"]) + _summary_notes(report))
     s = report["settings"]
     lines = []
     direction = s.get("direction", "auto")
@@ -321,8 +444,9 @@ def render_summary(report: dict) -> str:
         for column, m in level["models"].items():
             ci = m["auc_ci"]
             flipped = f"  [lower score = {s['positive']}]" if m["direction"] == ">" else ""
+            auprc = f"  AUPRC {_with_ci(m['auprc'], dash='-')}" if "auprc" in m else ""
             lines.append(f"  {column:<{width}}  AUC {fmt(m['auc'])} (95% CI {fmt(ci['lower'])}-{fmt(ci['upper'])})"
-                         f"  n {m['n_cases']}/{m['n_controls']}{flipped}")
+                         f"  n {m['n_cases']}/{m['n_controls']}{auprc}{flipped}")
             if m.get("ci_caveat"):
                 lines.append(f"{pad}caveat: {m['ci_caveat']}")
             op, thr = m["operating_point"], m["threshold"]
@@ -334,6 +458,12 @@ def render_summary(report: dict) -> str:
             lines.append(f"{pad}{chosen}{star}"
                          f"  sens {_with_ci(points['sensitivity'], dash='-')}"
                          f"  spec {_with_ci(points['specificity'], dash='-')}")
+            if "auprc" in m:
+                lines.append(f"{pad}PPV {_with_ci(m['ppv'], dash='-')}  NPV {_with_ci(m['npv'], dash='-')}"
+                             f"  LR+ {_with_ci(m['lr_positive'], 2, '-')}  LR- {_with_ci(m['lr_negative'], 2, '-')}")
+                for d in m["deployment"]:
+                    lines.append(f"{pad}at prevalence {d['prevalence']:g}: PPV {_with_ci(d['ppv'], dash='-')}"
+                                 f"  NPV {_with_ci(d['npv'], dash='-')}")
             if "folds" in m:
                 f = m["folds"]
                 lines.append(f"{pad}folds ({f['n_folds']}, '{f.get('direction', m['direction'])}' in each): AUC"
@@ -349,6 +479,37 @@ def render_summary(report: dict) -> str:
     if s.get("threshold_exploratory") and report["task"] == "binary":
         lines.append("* threshold chosen on these data (exploratory): sens/spec CIs include the choice (bootstrap);"
                      " exact CIs in report.md")
+    if report.get("mrmc"):
+        lines += _mrmc_summary(report["mrmc"])
+    return "\n".join(lines + _summary_notes(report))
+
+
+def _mrmc_summary(head: dict) -> list[str]:
+    """Reader-averaged AUC per modality with its CI, F, ddf, p and the CI of each difference."""
+    d = head["design"]
+    lines = [f"reader study: {len(d['readers'])} readers x {len(d['modalities'])} modalities x {d['n_cases']} cases"
+             f" ({d['n_diseased']} diseased / {d['n_nondiseased']} non-diseased); OR random readers and cases,"
+             " Hillis ddf"]
+    width = max(len(str(m)) for m in head["auc"])
+    for m, a in head["auc"].items():
+        lines.append(f"  modality {str(m):<{width}}  reader-averaged AUC {fmt(a['value'], 4)} (95% CI"
+                     f" {fmt(a['lower'], 4)}-{fmt(a['upper'], 4)})")
+    lines.append(f"  F {fmt(head['f'])} on {head['ndf']} and {fmt(head['ddf'], 2)} df, p {_p(head['p'])}")
+    for name, c in head["ci_difference"].items():
+        lines.append(f"  difference {name}: {fmt(c['estimate'], 4)} (95% CI {fmt(c['lower'], 4)} to"
+                     f" {fmt(c['upper'], 4)})")
+    other = head.get("with_model")
+    if other:
+        models = {r["reader"]: r for r in other["per_reader"] if r["reader"] in other["model_readers"]}
+        lines.append(f"  with the model as a reader ({', '.join(other['model_readers'])}, same scores in every modality):"
+                     f" F {fmt(other['f'])} on {other['ndf']} and {fmt(other['ddf'], 2)} df, p {_p(other['p'])}; "
+                     + ", ".join(f"{name} AUC {fmt(r['auc'], 4)} (SE {fmt(r['se'], 4)})" for name, r in models.items()))
+    lines.append(f"  details: {head['files']['md']}")
+    return lines
+
+
+def _summary_notes(report: dict) -> list[str]:
+    lines = []
     notes = report.get("notes", [])
     caveats = _printed_caveats(report)
     for note in notes:
@@ -359,13 +520,13 @@ def render_summary(report: dict) -> str:
         lines.append(f"note: {note if len(note) <= 160 else note[:157] + '...'}")
     if len(others) > SUMMARY_NOTES:
         lines.append(f"({len(others) - SUMMARY_NOTES} more notes in report.md)")
-    return "\n".join(lines)
+    return lines
 
 
 def _printed_caveats(report: dict) -> list[str]:
     """The CI caveats the summary prints under their models (their warnings are not printed twice)."""
     out = []
-    for level in report["levels"].values():
+    for level in report.get("levels", {}).values():
         for record in (level.get("models") or level.get("classes") or {}).values():
             if record.get("ci_caveat"):
                 out.append(record["ci_caveat"])

@@ -1,5 +1,6 @@
-"""PNG figures of a report: ROC with CI band and operating point, score histograms, confusion
-matrix, reliability curve, per-fold ROC curves.
+"""Figures of a report: ROC with CI band and operating point, score histograms, confusion
+matrix, per-fold ROC curves (PNG), and from clinical_plots.py the precision-recall curve, the
+decision curve and the smoothed calibration curve (PNG at 300 dpi and SVG).
 
 Figures are built on ``matplotlib.figure.Figure`` (the Agg canvas) rather than pyplot, so that
 drawing never touches a global backend or a display, and each is saved atomically.
@@ -15,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..io import atomic_save_figure
-from . import roc
+from . import clinical, clinical_plots, roc
 from .table import LevelData
 
 CURVE_COLOR = "#1f4e9a"
@@ -184,28 +185,31 @@ def plot_confusion(path: Path, model: dict, title: str, positive: str, negative:
     return _save(fig, path)
 
 
-def plot_calibration(path: Path, model: dict, title: str) -> Path:
-    cal = model["calibration"]
-    fig, ax = _new_figure()
-    ax.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1, label="perfect calibration")
-    bins = cal["bins"]
-    x = np.array([b["mean_score"] for b in bins])
-    y = np.array([b["observed"] for b in bins])
-    low = y - np.array([b["observed_lower"] for b in bins])
-    high = np.array([b["observed_upper"] for b in bins]) - y
-    ax.errorbar(x, y, yerr=[low, high], color=CURVE_COLOR, marker="o", capsize=3, linewidth=1.5,
-                label=f"{model['score_column']} (Brier {fmt(cal['brier'])}); bars: exact 95% CI")
-    for xi, yi, b in zip(x, y, bins):
-        ax.annotate(str(b["n"]), (xi, yi), textcoords="offset points", xytext=(5, 5), fontsize=7, color="0.35")
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_aspect("equal")
-    ax.set_xlabel("mean predicted probability (bin)")
-    ax.set_ylabel("observed fraction positive")
-    ax.set_title(title, fontsize=11)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(True, color="0.9")
-    return _save(fig, path)
+def _with_svg(keep, png: Path) -> None:
+    """Record a clinical_plots figure: its PNG and the SVG written beside it."""
+    keep(png)
+    keep(png.with_suffix(".svg"))
+
+
+def plot_clinical(out_dir: Path, stem: str, labels: np.ndarray, scores: np.ndarray, model: dict, column: str,
+                  level_name: str, keep) -> None:
+    """pr_<stem>, and for probabilities decision_<stem> and calibration_<stem> (smoothed), each as
+    PNG (300 dpi) and SVG. The precision-recall curve is recomputed from the scores (report.json
+    keeps only its AUPRC and CI); the decision curve and calibration from report.json."""
+    auprc = model["auprc"]
+    ranked = scores if model["direction"] == "<" else -scores
+    curve = clinical.precision_recall(labels, ranked, n_bootstrap=0)
+    curve["ci"] = {"lower": auprc["lower"], "upper": auprc["upper"], "n_bootstrap": auprc["n_bootstrap"]}
+    _with_svg(keep, clinical_plots.plot_pr(out_dir / f"pr_{stem}.png", {column: curve},
+                                           f"Precision–recall — {column}, {level_name} level"))
+    if model.get("clinical_skipped"):
+        return
+    table = clinical.decision_curve(labels, scores)
+    _with_svg(keep, clinical_plots.plot_decision_curve(out_dir / f"decision_{stem}.png", {column: table},
+                                                       f"Decision curve — {column}, {level_name} level"))
+    _with_svg(keep, clinical_plots.plot_calibration_smooth(out_dir / f"calibration_{stem}.png",
+                                                           model["calibration_fit"],
+                                                           f"Calibration — {column}, {level_name} level"))
 
 
 def plot_fold_rocs(path: Path, fold_curves: dict[str, roc.RocCurve], pooled: roc.RocCurve, model: dict,
@@ -255,8 +259,8 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def draw_all(report: dict, levels: dict[str, LevelData], out_dir: Path, roc_only: bool = False) -> dict[str, Path]:
     """Every figure of the report, or with ``roc_only`` the ROC figures only (roc_*.png and
-    folds_roc_*.png: no score histograms, confusion matrices or reliability curves); returns
-    {file name: path}."""
+    folds_roc_*.png: no score histograms, confusion matrices, precision-recall, decision or
+    calibration curves); returns {file name: path} (the SVG twins of the clinical figures too)."""
     settings = report["settings"]
     paths: dict[str, Path] = {}
 
@@ -292,9 +296,8 @@ def draw_all(report: dict, levels: dict[str, LevelData], out_dir: Path, roc_only
                 keep(plot_confusion(out_dir / f"confusion_{stem}.png", model,
                                     f"{column}, {level_name} level\nthreshold {fmt_threshold(thr['value'])} ({thr['rule']})",
                                     positive, negative))
-                if "skipped" not in model["calibration"]:
-                    keep(plot_calibration(out_dir / f"calibration_{stem}.png", model,
-                                          f"Reliability — {column}, {level_name} level"))
+                if "auprc" in model:  # reports written before the clinical statistics have none
+                    plot_clinical(out_dir, stem, y, s, model, column, level_name, keep)
             if "folds" in model:
                 folds = data.folds[present]
                 fold_curves = {}

@@ -17,20 +17,28 @@ How the numbers are set up, and said so in the report:
   threshold;
 - the ROC band is pointwise (pROC's ``ci.se``) and checked against the curve it surrounds;
 - the warnings pROC would give, and a few it does not (see ``WARNING``), are notes starting with
-  "warning: ", printed in full by ``format_summary``.
+  "warning: ", printed in full by ``format_summary``;
+- clinical usefulness (clinical.py), per two-class model: PPV/NPV and likelihood ratios at the
+  operating point (and PPV/NPV at each deployment ``prevalence``), AUPRC with a bootstrap CI, and,
+  only for scores that read as probabilities (in [0, 1], higher = positive), the decision curve
+  and the calibration fit; other scores get a note instead.
+
+A reads table (one row per case x reader x modality) is analysed by ``reader_study`` (mrmc.py:
+Obuchowski-Rockette with Hillis' ddf); its headline goes under ``report["mrmc"]``.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from numbers import Real
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from . import binomial, bootstrap, delong, roc, thresholds
+from . import binomial, bootstrap, clinical, delong, roc, thresholds
 from .choices import CI_METHODS, DEFAULT_AGGREGATION, DIRECTION_FOR_TABLES, DIRECTIONS
 from .table import (LevelData, binary_labels, build_levels, check_aggregate, check_columns, class_columns,
                     class_of_column, label_values, readers_table)
@@ -71,12 +79,17 @@ def evaluate_table(
     readers: pd.DataFrame | None = None,
     classes: list[str] | None = None,
     direction: str = DIRECTION_FOR_TABLES,
+    prevalence=None,
 ) -> dict:
     """Evaluate each score column against the label column, per image and (with
     ``patient_column``) per patient; see the module docstrings for every convention.
 
     ``direction``: higher (a higher score means positive), lower, or auto (pROC's
     direction="auto", the default for a table of any markers; a model's runs pass higher).
+
+    ``prevalence``: deployment prevalence(s) at which each two-class model's PPV and NPV are also
+    given (Bayes' theorem from its sensitivity and specificity, logit CIs): a number in (0, 1), a
+    list of them, or text such as "0.05,0.1" (the CLI's repeatable --prevalence).
 
     ``classes`` (optional) forces a multi-class evaluation when it lists more than two classes.
     ``model_threshold`` (rule ``model``): the saved threshold, or {score column: threshold} when
@@ -106,6 +119,7 @@ def evaluate_table(
     rule = thresholds.parse_rule(threshold)
     if rule.kind == "model":
         model_threshold = _model_thresholds(model_threshold, score_columns)
+    prevalences = parse_prevalences(prevalence)
 
     labels = label_values(df, label_column)
     # Multi-class when told so, or when every one of more than two label values has its score column;
@@ -129,8 +143,12 @@ def evaluate_table(
         "seed": int(seed),
         "level": LEVEL,
         "task": "multiclass" if multiclass else "binary",
+        "prevalence": prevalences,
     }
     if multiclass:
+        if prevalences:
+            raise UserError("prevalence: PPV and NPV at a deployment prevalence are for a two-class evaluation; this"
+                            " one is multi-class (one-vs-rest)")
         if positive is not None and not any(str(v) == str(positive) for v in pd.unique(labels)):
             raise UserError(f"positive {str(positive)!r} is not a value of label column {label_column!r}")
         settings["class_columns"] = class_columns(labels, label_column, score_columns, classes)
@@ -154,8 +172,33 @@ def evaluate_table(
     else:
         report["auc"] = image["models"][score_columns[0]]["auc"]
     report["readers"] = readers_table(readers)
+    if not multiclass:
+        _clinical_skipped_note(report["levels"], notes)
     report["notes"] = notes
     return json_ready(report)
+
+
+def parse_prevalences(given) -> list[float]:
+    """Deployment prevalences as a sorted list of distinct floats in (0, 1): from None, a number,
+    text ("0.05" or "0.05,0.1"), or a list of either."""
+    if given is None:
+        return []
+    items = [given] if isinstance(given, (str, Real)) else list(given)
+    values: list[float] = []
+    for item in items:
+        parts = item.split(",") if isinstance(item, str) else [item]
+        for part in parts:
+            text = part.strip() if isinstance(part, str) else part
+            if isinstance(text, str) and not text:
+                raise UserError(f"prevalence: an empty value in {item!r} (give numbers such as 0.05 or 0.05,0.1)")
+            try:
+                value = float(text)
+            except (TypeError, ValueError):
+                raise UserError(f"prevalence: {part!r} is not a number (give a proportion such as 0.05)") from None
+            if not 0 < value < 1:
+                raise UserError(f"prevalence: {value:g} is not a proportion strictly between 0 and 1 (5% is 0.05)")
+            values.append(value)
+    return sorted(set(values))
 
 
 def _model_thresholds(given, score_columns: list[str]):
@@ -292,6 +335,86 @@ def calibration(labels: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_
     return {"bins": rows, "brier": float(np.mean((scores - labels) ** 2))}
 
 
+def probability_scores(scores: np.ndarray, direction: str) -> str | None:
+    """None when the scores read as probabilities of the positive class (all in [0, 1], higher =
+    positive), else why not: decision curves and calibration need probabilities."""
+    if direction != "<":
+        return "lower scores mean positive here, so they are not probabilities of the positive class"
+    if scores.min() < 0 or scores.max() > 1:
+        return f"scores from {scores.min():.4g} to {scores.max():.4g} lie outside [0, 1] and are not probabilities"
+    return None
+
+
+DECISION_CURVE_METHOD = ("net benefit = TP/n - FP/n x pt/(1 - pt) at each threshold probability pt, a case treated"
+                         " when its probability >= pt (Vickers & Elkin 2006); treat all = prevalence - (1 -"
+                         " prevalence) x pt/(1 - pt); treat none = 0 at every pt. Reads the scores as calibrated"
+                         " probabilities, and the prevalence is the sample's")
+
+
+def _decision_entry(labels: np.ndarray, scores: np.ndarray) -> dict:
+    """report.json's ``decision_curve``: clinical.decision_curve's columns as lists (treat none, 0
+    everywhere, and n, the same in every row, said once)."""
+    table = clinical.decision_curve(labels, scores)
+    return {"method": DECISION_CURVE_METHOD, "n": int(table.attrs["n"]), "prevalence": table.attrs["prevalence"],
+            "threshold": table["threshold"].tolist(), "net_benefit": table["net_benefit"].tolist(),
+            "treat_all": table["treat_all"].tolist(),
+            "interventions_avoided_per_100": table["interventions_avoided_per_100"].tolist(),
+            "tp": table["tp"].astype(int).tolist(), "fp": table["fp"].astype(int).tolist()}
+
+
+def _clinical_entries(labels: np.ndarray, scores: np.ndarray, direction: str, operating: dict,
+                      settings: dict) -> dict:
+    """PPV, NPV, LR+ and LR- at the operating point (and PPV/NPV at each deployment prevalence),
+    AUPRC with its bootstrap CI, and for probabilities the decision curve and the calibration fit.
+
+    The precision-recall curve ranks by the model's direction (scores negated when lower =
+    positive). ``clinical_skipped`` says why a model has no decision curve or calibration fit."""
+    pv = clinical.predictive_values(operating["tp"], operating["fp"], operating["fn"], operating["tn"],
+                                    prevalence=settings.get("prevalence") or None, level=LEVEL)
+    ranked = scores if direction == "<" else -scores
+    pr = clinical.precision_recall(labels, ranked, n_bootstrap=settings["n_bootstrap"], seed=settings["seed"],
+                                   level=LEVEL)
+    ci = pr["ci"]
+    out = {
+        "ppv": pv["ppv"],
+        "npv": pv["npv"],
+        "lr_positive": pv["lr_positive"],
+        "lr_negative": pv["lr_negative"],
+        "deployment": pv["deployment"],
+        "predictive_values_note": ("at the operating point's threshold; ppv and npv at the sample prevalence"
+                                   f" ({pv['sample_prevalence']['value']:.4g}), meaningful only for a consecutive"
+                                   " (cohort) sample; deployment: at each given prevalence by Bayes' theorem, logit"
+                                   " CIs (Mercaldo et al. 2007)"),
+        "auprc": {"value": pr["average_precision"], "lower": ci["lower"], "upper": ci["upper"], "level": LEVEL,
+                  "method": ci["method"], "n_bootstrap": ci["n_bootstrap"], "seed": ci["seed"],
+                  "baseline": pr["prevalence"],
+                  "definition": "average precision, sum of (R_n - R_(n-1)) P_n (scikit-learn's"
+                                " average_precision_score, no interpolation); the baseline (no skill) is the"
+                                " prevalence" + ("; ranked by the reversed scores (lower = positive)"
+                                                 if direction != "<" else "")},
+    }
+    why_not = probability_scores(scores, direction)
+    if why_not is None:
+        out["decision_curve"] = _decision_entry(labels, scores)
+        out["calibration_fit"] = clinical.calibration_fit(labels, scores, level=LEVEL)
+        out["clinical_skipped"] = None
+    else:
+        out["decision_curve"] = {"skipped": why_not}
+        out["calibration_fit"] = {"skipped": why_not}
+        out["clinical_skipped"] = why_not
+    return out
+
+
+def _clinical_skipped_note(levels: dict, notes: list[str]) -> None:
+    """One note for every model left without a decision curve and calibration fit (the reason is
+    in each model's ``clinical_skipped`` and in report.md)."""
+    columns = list(dict.fromkeys(column for level in levels.values() for column, model in level["models"].items()
+                                 if model.get("clinical_skipped")))
+    if columns:
+        notes.append(f"no decision curve or calibration fit for {', '.join(columns)}: the scores are not"
+                     " probabilities (report.md says why)")
+
+
 def _operating(labels: np.ndarray, scores: np.ndarray, choice: thresholds.ThresholdChoice) -> dict:
     counts = roc.confusion_at(labels, scores, choice.threshold, choice.direction)
     return binomial.operating_point(**counts, level=LEVEL)
@@ -416,6 +539,7 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
         "roc": _curve_dict(curve, chosen_index),
         "roc_band": _band_entry(curve, boot, s, where, notes),
         "calibration": calibration(y, s),
+        **_clinical_entries(y, s, direction, operating, settings),
     }
     if boot.n_bootstrap < settings["n_bootstrap"]:
         notes.append(f"{where}: the ROC band{' and the threshold-choice CIs' if choice.exploratory else ''} use"
@@ -634,8 +758,12 @@ def json_ready(value):
     return value
 
 
-def write_report(report: dict, df: pd.DataFrame, out_dir, roc_only: bool = False) -> dict[str, Path]:
-    """Write report.json, report.md and the PNGs into ``out_dir``, each atomically.
+def write_report(report: dict, df: pd.DataFrame, out_dir, roc_only: bool = False,
+                 study: dict | None = None) -> dict[str, Path]:
+    """Write report.json, report.md and the figures into ``out_dir``, each atomically.
+
+    ``study``: a reader study (``reader_study``) whose mrmc.* files are written too (report.md
+    links them; ``add_reader_study`` puts its headline into the report).
 
     ``df`` is the table given to evaluate_table: the plots are drawn from its scores (the
     report.json curve may be thinned). ``roc_only``: draw the ROC figures only (see
@@ -652,6 +780,8 @@ def write_report(report: dict, df: pd.DataFrame, out_dir, roc_only: bool = False
     out_dir.mkdir(parents=True, exist_ok=True)
     levels = build_levels(df, report["settings"])
     paths = draw_all(report, levels, out_dir, roc_only=roc_only)
+    if study is not None:
+        paths.update(write_reader_study(study, out_dir))
     paths = {"report.json": out_dir / "report.json", "report.md": out_dir / "report.md", **paths}
     atomic_write_text(paths["report.json"], json.dumps(json_ready(report), indent=2, allow_nan=False) + "\n")
     atomic_write_text(paths["report.md"], render_markdown(report, {k: v.name for k, v in paths.items()}))
@@ -662,3 +792,135 @@ def format_summary(report: dict) -> str:
     from .markdown import render_summary
 
     return render_summary(report)
+
+
+# ---------------------------------------------------------------------------------------------
+# reader studies (MRMC): a reads table, with or without a model's scores
+
+
+MRMC_FILES = {"json": "mrmc.json", "md": "mrmc.md", "png": "mrmc.png", "svg": "mrmc.svg"}
+WITH_MODEL_FOLDER = "with_model"
+
+
+def model_readers(table: pd.DataFrame, report: dict, reads: pd.DataFrame, case_column: str) -> dict[str, pd.Series]:
+    """Each score column of a two-class report as a model "reader": {column: score per case id},
+    higher = positive (negated where the model's image-level direction is lower = positive).
+
+    ``case_column`` of the scores table holds the reads table's case ids (matched as text); every
+    case of the reads table needs a score and one label that agrees with its truth there."""
+    if report.get("task") != "binary":
+        raise UserError("model as reader: needs a two-class evaluation (the reads table's truth is 0/1)")
+    if case_column not in table.columns:
+        shown = ", ".join(map(str, table.columns[:20])) + (" ..." if len(table.columns) > 20 else "")
+        raise UserError(f"model as reader: the scores table has no case column {case_column!r} to match the reads"
+                        f" table's case ids (--case-column names it; columns: {shown})")
+    settings = report["settings"]
+    labels, _, _ = binary_labels(label_values(table, settings["label_column"]), settings["label_column"],
+                                 settings["positive"])
+    cases = table[case_column].astype(str).to_numpy()
+    first = reads.drop_duplicates("case")
+    truth = pd.Series(first["truth"].to_numpy() == 1, index=first["case"].astype(str).to_numpy())
+    known = pd.Index(truth.index).get_indexer(cases) >= 0
+    bad = np.flatnonzero(known & (labels != truth.reindex(cases, fill_value=False).to_numpy(dtype=bool)))
+    if len(bad):
+        row = int(bad[0])
+        raise UserError(f"model as reader: case {cases[row]!r} is {'positive' if labels[row] else 'negative'} in the"
+                        f" scores table (label column {settings['label_column']!r}) but has truth"
+                        f" {int(truth[cases[row]])} in the reads table ({len(bad)} row(s) disagree)")
+    out = {}
+    for column in settings["score_columns"]:
+        values = pd.to_numeric(table[column], errors="coerce").to_numpy(dtype=float)
+        present = ~np.isnan(values)
+        direction = report["levels"]["image"]["models"][column]["direction"]
+        out[column] = pd.Series(values[present] if direction == "<" else -values[present], index=cases[present])
+    return out
+
+
+def reader_study(reads: pd.DataFrame, *, reader_cutoff=None, source: str = "reads table",
+                 models: dict[str, pd.Series] | None = None) -> dict:
+    """The MRMC analysis of a reads table (mrmc.mrmc_report: OR RRRC with Hillis' ddf, FRRC, RRFC,
+    McNemar of the readers' calls with ``reader_cutoff`` or 0/1 ratings).
+
+    ``models`` ({name: score per case}, see ``model_readers``): the same analysis is also run
+    with each model added as one more reader in every modality, with the same scores in each (a
+    model reads the same way with or without assistance; mrmc.add_model_reader), returned under
+    ``with_model``. The readers' own analysis is never changed by a model."""
+    from . import mrmc
+
+    study = mrmc.mrmc_report(reads, reader_cutoff=reader_cutoff, source=source)
+    study["source"] = source
+    if models:
+        combined = reads
+        for name, scores in models.items():
+            combined = mrmc.add_model_reader(combined, scores, name)
+        # No McNemar here: the readers' cut-off does not apply to a model's scores, and a model with the same
+        # scores in every modality has no discordant calls.
+        with_model = mrmc.mrmc_report(combined, source=source)
+        with_model["mcnemar"] = None
+        with_model["source"] = source
+        with_model["model_readers"] = list(models)
+        with_model["notes"] = [f"model reader(s) {', '.join(models)} added in every modality with the same scores (a"
+                               " model reads the same way with or without assistance); the readers' calls are"
+                               " compared (McNemar) in the readers' own analysis only"] + [
+            n for n in with_model["notes"] if not n.startswith("no McNemar comparison")]
+        study["with_model"] = with_model
+    return study
+
+
+def mrmc_entry(study: dict) -> dict:
+    """report.json's ``mrmc``: the headline (f, ndf, ddf, p, auc per modality, ci_difference), the
+    design, each reader's AUC and the readers' McNemar comparison; the whole analysis is in
+    mrmc.json (and with_model/mrmc.json when a model was added as a reader)."""
+    entry = {**study["mrmc"], "source": study.get("source"), "design": study["design"],
+             "per_reader": study["per_reader"], "mcnemar": study.get("mcnemar"), "files": dict(MRMC_FILES)}
+    if study.get("with_model"):
+        other = study["with_model"]
+        entry["with_model"] = {**other["mrmc"], "model_readers": other["model_readers"], "design": other["design"],
+                               "per_reader": other["per_reader"],
+                               "files": {k: f"{WITH_MODEL_FOLDER}/{v}" for k, v in MRMC_FILES.items()}}
+    return entry
+
+
+def add_reader_study(report: dict, study: dict) -> dict:
+    """The report with ``mrmc`` set and the study's notes added (prefixed "reader study: ")."""
+    report["mrmc"] = json_ready(mrmc_entry(study))
+    report["notes"] = list(report.get("notes", [])) + [f"reader study: {n}" for n in study.get("notes", [])]
+    if study.get("with_model"):
+        report["notes"] += [f"reader study with the model: {n}" for n in study["with_model"]["notes"]]
+    return report
+
+
+def reader_study_report(study: dict) -> dict:
+    """report.json of a reads table alone (no model scores): ``task`` "mrmc" and the ``mrmc`` key."""
+    report = {"schema": SCHEMA, "task": "mrmc", "auc": None, "settings": {"readers": study.get("source")},
+              "notes": []}
+    return add_reader_study(report, study)
+
+
+def write_reader_study(study: dict, out_dir) -> dict[str, Path]:
+    """mrmc.json, mrmc.md, mrmc.png and mrmc.svg in ``out_dir`` (and in ``out_dir/with_model/`` for the
+    analysis with the model as a reader). Returns {file name relative to out_dir: path}."""
+    from .mrmc import write_mrmc_report
+
+    out_dir = Path(out_dir)
+    paths = {p.name: p for p in write_mrmc_report({k: v for k, v in study.items() if k != "with_model"},
+                                                  out_dir).values()}
+    if study.get("with_model"):
+        for p in write_mrmc_report(study["with_model"], out_dir / WITH_MODEL_FOLDER).values():
+            paths[f"{WITH_MODEL_FOLDER}/{p.name}"] = p
+    return paths
+
+
+def write_reader_study_report(report: dict, study: dict, out_dir) -> dict[str, Path]:
+    """A reads table alone: the mrmc.* files, report.json (``reader_study_report``) and report.md."""
+    import json
+
+    from ..io import atomic_write_text
+    from .markdown import render_reader_markdown
+
+    out_dir = Path(out_dir)
+    paths = write_reader_study(study, out_dir)
+    paths = {"report.json": out_dir / "report.json", "report.md": out_dir / "report.md", **paths}
+    atomic_write_text(paths["report.json"], json.dumps(json_ready(report), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(paths["report.md"], render_reader_markdown(report, study))
+    return paths

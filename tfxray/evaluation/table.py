@@ -11,7 +11,9 @@ Every problem with the table is a UserError naming the column (one line). Conven
   model's NaN output; the CLI reads only empty cells as missing);
 - patient level: rows grouped by the patient (or study) column; see aggregate.py.
 
-``read_scores_csv`` and ``read_readers_csv`` read the CLI's tables with these conventions.
+``read_scores_csv`` and ``read_readers_csv`` read the CLI's tables with these conventions;
+``readers_file_kind`` tells the two kinds of --readers file apart (reader operating points, or a
+reads table for an MRMC analysis, read by ``read_reads_file``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,47 @@ def read_scores_csv(path) -> pd.DataFrame:
 def read_readers_csv(path) -> pd.DataFrame:
     """Reader operating points from a CSV file (columns as ``readers_table`` expects)."""
     return _read_csv(path)
+
+
+POINT_COLUMNS = ("name", "sensitivity", "specificity")  # optional: level
+READ_COLUMNS = ("case", "reader", "modality", "truth", "rating")  # as mrmc.COLUMNS
+
+
+def readers_file_kind(path) -> str:
+    """"points" for reader operating points (columns name, sensitivity, specificity[, level]),
+    "reads" for a reads table (columns case, reader, modality, truth, rating, or a LABMRMC .lrc
+    file); any other file is a one-line UserError naming what each kind needs."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix.lower() == ".lrc":
+        return "reads"
+    columns = [str(c).strip() for c in _read_csv(path, nrows=0).columns]
+    if all(c in columns for c in READ_COLUMNS):
+        return "reads"
+    if all(c in columns for c in POINT_COLUMNS):
+        return "points"
+    shown = ", ".join(columns[:12]) + (" ..." if len(columns) > 12 else "")
+    raise UserError(f"{path}: neither reader operating points (columns {', '.join(POINT_COLUMNS)}[, level]) nor a"
+                    f" reads table (columns {', '.join(READ_COLUMNS)}; or a LABMRMC .lrc file); it has columns"
+                    f" {shown or 'none'}")
+
+
+def read_reads_file(path, positive=None) -> pd.DataFrame:
+    """A reads table from a CSV (columns case, reader, modality, truth, rating) or a LABMRMC .lrc
+    file, checked by mrmc.validate_reads (fully crossed; one reader is allowed here, as a model
+    may be added as another). ``positive`` names the diseased truth value when the truth column
+    is not 0/1."""
+    from pathlib import Path
+
+    from .mrmc import read_lrc, read_reads_csv
+
+    path = Path(path)
+    if path.suffix.lower() == ".lrc":
+        return read_lrc(path)
+    truth = _read_csv(path, usecols=["truth"], dtype=str)["truth"].dropna().str.strip()
+    binary = truth.isin(["0", "1", "0.0", "1.0", "True", "False", "true", "false"]).all()
+    return read_reads_csv(path, None if binary else positive, min_readers=1)
 
 
 def check_columns(df: pd.DataFrame, **columns) -> None:
