@@ -79,7 +79,7 @@ def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggre
         click.echo(f"roll-ups: {summary.rollups}")
     if gradcam_dir is not None:
         click.echo(f"Grad-CAM panels: {gradcam_dir}")
-    if summary.boxes or summary.overlays or (out.parent / "boxes.csv").exists():
+    if summary.detector:
         from tfxray.scoring.batch import box_path
 
         click.echo(f"boxes: {box_path(out)}" + (f"; overlays: {overlays_dir}" if overlays_dir else ""))

@@ -332,17 +332,24 @@ class Recipe:
             if self.evaluate.threshold != default.evaluate.threshold:
                 raise UserError("evaluate.threshold: a detector calls boxes at detection.cutoff; set that instead")
         else:
-            if self.augment.boxes != default.augment.boxes:
-                raise UserError("augment.boxes: moves boxes with the image for a detector; this recipe is "
-                                "task: classification")
+            changed = _changed_fields(self.augment.boxes, default.augment.boxes, "augment.boxes")
+            if changed:
+                raise UserError(f"{changed[0]}: moves boxes with the image for a detector; this recipe is "
+                                "task: classification (add task: detection)")
             if self.train.hard_positives or self.train.hard_negatives:
                 raise UserError("train.hard_positives: hard-example mining is for detectors (task: detection)")
-            if self.detection != default.detection:
-                raise UserError("detection: settings of a detector; this recipe is task: classification "
+            changed = _changed_fields(self.detection, default.detection, "detection")
+            if changed:
+                raise UserError(f"{changed[0]}: a detector's setting; this recipe is task: classification "
                                 "(add task: detection)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _changed_fields(node: Any, default: Any, where: str) -> list[str]:
+    """Dotted names of the fields of ``node`` that differ from ``default``."""
+    return [f"{where}.{f.name}" for f in dataclasses.fields(node) if getattr(node, f.name) != getattr(default, f.name)]
 
 
 def _validate_tree(node: Any, where: str) -> None:

@@ -11,7 +11,13 @@ import pytest
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from tfxray.models.detector import ROI_SIZE, _roi_align, _rpn_targets, backbone_layer_names, build_detector  # noqa: E402
+from tfxray.models.detector import (  # noqa: E402
+    ROI_SIZE,
+    _roi_align,
+    _rpn_targets,
+    backbone_layer_names,
+    build_detector,
+)
 from tfxray.models.transfer import transfer_weights  # noqa: E402
 
 SIZE = 64
@@ -134,9 +140,6 @@ def test_roi_align_samples_where_the_box_is_on_a_centred_box():
     assert pooled[3, 3] == pytest.approx(7.5, abs=1e-4)
 
 
-@pytest.mark.xfail(strict=True, reason="_roi_align maps boxes with crop_and_resize's corner convention (box / "
-                                       "input_size over H - 1 feature pixels, samples on the box edges), not "
-                                       "ROI align's: each 7x7 cell is off by up to half a feature pixel")
 def test_roi_align_pools_each_cell_at_its_centre():
     """ROI align (Mask R-CNN; Detectron2's aligned=True): the box in input pixels divided by the stride,
     cell (i, j) centred at y1 + (i + 1/2) h / 7, x1 + (j + 1/2) w / 7, its 2 x 2 bilinear samples averaged;
@@ -282,7 +285,7 @@ def _leaves(model):
     return out
 
 
-def test_transfer_from_a_classifier_copies_the_backbone_only(fresh):
+def test_transfer_from_a_classifier_copies_the_backbone_only():
     from tfxray.models.classifier import build_classifier
 
     keras.utils.set_random_seed(3)

@@ -57,14 +57,40 @@ def pelvis(tmp_path_factory):
     return folder / "manifest.csv", recipe
 
 
+def _train_killed_then_resumed(manifest, recipe, run):
+    """`tfxray train det.yaml --data M --out RUN --epochs 3` in a process killed with SIGKILL once two epochs are in
+    history.csv, then `tfxray train --resume RUN --data M`. Returns (history at the kill, the resumed output)."""
+    command = [sys.executable, "-m", "tfxray.cli.main", "train", str(recipe), "--data", str(manifest),
+               "--out", str(run), "--epochs", "3", "--quiet"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = run / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if history.is_file() and len(pd.read_csv(history)) >= 2:
+            break
+        if process.poll() is not None:
+            pytest.fail("training finished before it could be killed")
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = pd.read_csv(history)
+    assert (run / "checkpoint").is_dir() and not (run / "tfxray.json").exists()
+    resumed = CliRunner().invoke(cli, ["train", "--resume", str(run), "--data", str(manifest), "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    return before, resumed.output
+
+
 @pytest.fixture(scope="module")
 def trained(pelvis, tmp_path_factory):
-    """`tfxray train det.yaml --data manifest.csv --out RUN` (2 epochs at 64 px)."""
+    """The module's detector run, made by the command line as a user whose first attempt was killed would make it:
+    `tfxray train det.yaml --data manifest.csv --out RUN` (3 epochs at 64 px) killed with SIGKILL during its
+    third epoch, then `tfxray train --resume RUN --data manifest.csv` (one run for the whole module: the graph
+    traces of each training dominate the time)."""
     manifest, recipe = pelvis
     run = tmp_path_factory.mktemp("det_runs") / "generic"
-    result = CliRunner().invoke(cli, ["train", str(recipe), "--data", str(manifest), "--out", str(run), "--quiet"])
-    assert result.exit_code == 0, result.output
-    return run, result.output
+    before, output = _train_killed_then_resumed(manifest, recipe, run)
+    return run, output, before
 
 
 def max_scores(detections: pd.DataFrame, paths) -> np.ndarray:
@@ -73,14 +99,14 @@ def max_scores(detections: pd.DataFrame, paths) -> np.ndarray:
     return np.array([float(best.get(p, 0.0)) for p in paths])
 
 
-@pytest.mark.slow  # one training at 64 px: about 40-60 s (the graph traces dominate)
+@pytest.mark.slow  # the module's training, killed and resumed: about 60-90 s
 def test_cli_train_writes_a_detector_run(trained):
     from sklearn.metrics import roc_auc_score
 
     from tfxray.models.bundle import load_bundle
     from tfxray.models.inference import detect_paths
 
-    run, output = trained
+    run, output, _ = trained
     meta = json.loads((run / "tfxray.json").read_text())
     assert meta["task"] == "detection"
     assert meta["threshold"] == 0.4  # detection.cutoff
@@ -89,7 +115,7 @@ def test_cli_train_writes_a_detector_run(trained):
     assert meta["classes"] == ["normal", "fracture"] and meta["input_size"] == 64 and meta["resize"] == "pad"
     assert meta["started_from"] == {} and meta["detection"]["mined"] == 0
     history = pd.read_csv(run / "history.csv")
-    assert list(history.epoch) == [1, 2]
+    assert list(history.epoch) == [1, 2, 3]
     for column in ("loss", "rpn_class_loss", "rpn_box_loss", "rcnn_class_loss", "rcnn_box_loss", "val_loss",
                    "val_auc"):
         assert column in history.columns and np.isfinite(history[column]).all(), column
@@ -105,17 +131,19 @@ def test_cli_train_writes_a_detector_run(trained):
     assert "threshold 0.4000" in output
 
 
-@pytest.mark.slow  # a second training, started from the first, with its mining pass: about 40-60 s
+@pytest.mark.slow  # a second training (1 epoch), started from the first, with its mining pass: about 40-60 s
 def test_init_from_a_run_and_hard_positive_mining(trained, pelvis, tmp_path):
     from tfxray.data.manifest import load_manifest
     from tfxray.models.bundle import load_bundle
     from tfxray.models.inference import detect_paths
 
     manifest, recipe = pelvis
-    generic, _ = trained
+    generic, _, _ = trained
     run = tmp_path / "fn"
     result = CliRunner().invoke(cli, ["train", str(recipe), "--data", str(manifest), "--out", str(run), "--quiet",
-                                      "--init", str(generic), "--epochs", "1", "--set", "train.hard_positives=true"])
+                                      "--init", str(generic), "--epochs", "1", "--set", "train.hard_positives=true",
+                                      # no validation split: one graph trace fewer (this test is about the start)
+                                      "--set", "data.split=[1.0,0.0,0.0]"])
     assert result.exit_code == 0, result.output
     meta = json.loads((run / "tfxray.json").read_text())
     started = meta["started_from"]
@@ -158,33 +186,13 @@ def test_hard_positives_without_init_is_a_one_line_error(pelvis, tmp_path):
     assert not run.exists() or not any(run.iterdir())  # nothing half-made is left behind
 
 
-@pytest.mark.slow  # a training killed after its first epoch, then resumed: about 60-90 s
-def test_kill_9_during_detector_training_then_resume(pelvis, tmp_path):
-    manifest, recipe = pelvis
-    run = tmp_path / "run"
-    command = [sys.executable, "-m", "tfxray.cli.main", "train", str(recipe), "--data", str(manifest),
-               "--out", str(run), "--epochs", "4", "--quiet"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    history = run / "history.csv"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if history.is_file() and len(pd.read_csv(history)) >= 1:
-            break
-        if process.poll() is not None:
-            pytest.fail("training finished before it could be killed")
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    before = pd.read_csv(history)
+@pytest.mark.slow  # the module's training
+def test_kill_9_during_detector_training_then_resume(trained):
+    run, _, before = trained
     done = len(before)
-    assert 1 <= done < 4
-    assert (run / "checkpoint").is_dir() and not (run / "tfxray.json").exists()
-
-    resumed = CliRunner().invoke(cli, ["train", "--resume", str(run), "--data", str(manifest), "--quiet"])
-    assert resumed.exit_code == 0, resumed.output
-    after = pd.read_csv(history)
-    assert list(after.epoch) == [1, 2, 3, 4]  # every epoch once, none repeated
+    assert 2 <= done < 3  # killed during the third and last epoch
+    after = pd.read_csv(run / "history.csv")
+    assert list(after.epoch) == [1, 2, 3]  # every epoch once, none repeated
     assert "val_auc" in after.columns and after.val_auc.notna().all()
     # epochs finished before the kill are kept as they were (only the last may have been redone)
     pd.testing.assert_frame_equal(after.iloc[: done - 1].reset_index(drop=True),
@@ -192,6 +200,7 @@ def test_kill_9_during_detector_training_then_resume(pelvis, tmp_path):
     assert not (run / "checkpoint").exists()
     meta = json.loads((run / "tfxray.json").read_text())
     assert meta["task"] == "detection" and meta["threshold"] == 0.4
+    assert meta["recipe"]["train"]["epochs"] == 3  # the resumed run kept the first attempt's recipe
 
 
 # ----------------------------------------------------------------------------- recipe validation

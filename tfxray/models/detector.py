@@ -379,13 +379,25 @@ def _roi_align(features: list, levels: list[int], rois, input_size: int):
     pooled_levels = levels[:-1] if len(levels) > 2 else levels  # the max-pooled top level only proposes
     target = tf.clip_by_value(target, float(pooled_levels[0]), float(pooled_levels[-1]))
     box_index = tf.repeat(tf.range(batch), count)
-    normalised = flat / float(input_size)
+    samples = 2 * ROI_SIZE
     pooled = None
     for level, feature in zip(levels, features):
         if level not in pooled_levels:
             continue
-        crops = tf.image.crop_and_resize(tf.cast(feature, tf.float32), normalised, box_index,
-                                         (2 * ROI_SIZE, 2 * ROI_SIZE))
+        # Input pixels -> this level's index coordinates (pixel k's centre is at k): u = coord / stride - 0.5.
+        # crop_and_resize samples the box's two edges and spreads the rest evenly; ROI align samples the
+        # centres of a samples x samples grid, so the box handed over is shrunk by half a sample on each side.
+        # The map gets a one-pixel border copied from its edge (index + 1), so a sample up to one pixel outside
+        # reads the edge value, as ROI align clamps it (Detectron2), and one further out reads 0.
+        stride = float(2**level)
+        padded = tf.pad(tf.cast(feature, tf.float32), [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+        last_y = tf.cast(tf.shape(padded)[1] - 1, tf.float32)
+        last_x = tf.cast(tf.shape(padded)[2] - 1, tf.float32)
+        y1, x1, y2, x2 = tf.unstack(flat / stride + 0.5, axis=-1)  # - 0.5 for pixel centres, + 1 for the border
+        step_y, step_x = (y2 - y1) / (2 * samples), (x2 - x1) / (2 * samples)
+        grid = tf.stack([(y1 + step_y) / last_y, (x1 + step_x) / last_x, (y2 - step_y) / last_y,
+                         (x2 - step_x) / last_x], axis=-1)
+        crops = tf.image.crop_and_resize(padded, grid, box_index, (samples, samples))
         crops = tf.nn.avg_pool2d(crops, 2, 2, "VALID")
         chosen = tf.cast(tf.equal(target, float(level)), tf.float32)[:, None, None, None]
         pooled = crops * chosen if pooled is None else pooled + crops * chosen

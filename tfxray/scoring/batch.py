@@ -51,6 +51,7 @@ class ScoreSummary:
     errors: int = 0
     positives: int = 0
     panels: int = 0  # Grad-CAM panels written
+    detector: bool = False  # a detector's run: boxes.csv beside the scores
     boxes: int = 0  # a detector's boxes written to boxes.csv
     overlays: int = 0  # pictures of them
     replicas: int = 1  # devices the predictions were split across
@@ -204,7 +205,7 @@ def score_folder(
     done = _resume_state(out_csv, writer.header) if resume and out_csv.exists() else set()
     todo = [r for r in files if r not in done]
     summary = ScoreSummary(total=len(files), already_done=len(files) - len(todo), replicas=predict.replicas,
-                           profile_note=profile_note(bundle.meta, not allow_modality))
+                           profile_note=profile_note(bundle.meta, not allow_modality), detector=detector)
     del files, done  # from here on, the run keeps one short string per file still to score
     panels = _PanelWriter(bundle, Path(gradcam_dir), gradcam_method, gradcam_only_positives) if gradcam_dir else None
     boxes = _BoxWriter(box_path(out_csv), bundle, folder, overlays_dir, resume) if detector else None
@@ -339,10 +340,10 @@ class _BoxWriter:
 
     def open(self, keep: set[str]) -> None:
         if self.path.exists():  # resume: keep the boxes of files the scores CSV holds, atomically
-            table = pd.read_csv(self.path, dtype={"path": str, "class": str}, keep_default_na=False)
+            table = pd.read_csv(self.path, dtype=str, keep_default_na=False)  # text: rows kept byte for byte
             if list(table.columns) != self.header:
                 raise UserError(f"{self.path}: not a boxes CSV of this tfxray version (its columns differ)")
-            atomic_write_text(self.path, table[table["path"].isin(keep)].to_csv(index=False, float_format="%.3f"))
+            atomic_write_text(self.path, table[table["path"].isin(keep)].to_csv(index=False))
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if os.fstat(self.fd).st_size == 0:
             _write_rows(self.fd, [self.header])
