@@ -220,8 +220,8 @@ def test_a_detection_recipe_refuses_fields_it_does_not_read(pelvis, tmp_path, ke
 
 
 @pytest.mark.parametrize("key, value, named", [
-    ("detection.cutoff", 0.3, "detection"),
-    ("augment.boxes.enabled", True, "augment.boxes"),
+    ("detection.cutoff", 0.3, "detection.cutoff"),
+    ("augment.boxes.enabled", True, "augment.boxes.enabled"),
     ("train.hard_positives", True, "train.hard_positives"),
 ])
 def test_a_classification_recipe_refuses_detector_fields(key, value, named):
