@@ -71,6 +71,11 @@ from tfxray.evaluation.choices import (AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGA
 @click.option("--prevalence", "prevalences", multiple=True, metavar="P",
               help="Deployment prevalence for PPV and NPV (Bayes' theorem from sensitivity and specificity, logit"
                    " CIs), besides the sample's; repeat or give a comma list (0.05,0.1). Two-class only.")
+@click.option("--subgroup", "subgroups", multiple=True, metavar="COLUMN",
+              help="Every metric per group of COLUMN (sex, site, age band, ...) with CIs, the test of equal AUCs"
+                   " across the groups and the Holm-adjusted pairwise tests; report.json subgroups.COLUMN, report.md"
+                   " and subgroups_COLUMN.png/.svg (not with --roc). Repeatable. [--scores: a column of the table;"
+                   " RUN_DIR: a column of the manifest]")
 @click.option("--fold-column", help="Cross-validation fold of each row: per-fold results, mean and SD.")
 @click.option("--detections", "detections_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A detector's boxes.csv (path, frame, x1, y1, x2, y2, score, class; `tfxray score` on a detector"
@@ -89,8 +94,8 @@ from tfxray.evaluation.choices import (AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGA
                    " [on].")
 def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_only, out, label_column, positive,
              score_columns, threshold, direction, patient_column, aggregate, ci, n_bootstrap, seed, readers,
-             reader_cutoff, model_as_reader, case_column, prevalences, fold_column, detections_csv, truth_manifest,
-             iou_threshold, overlays, compare):
+             reader_cutoff, model_as_reader, case_column, prevalences, subgroups, fold_column, detections_csv,
+             truth_manifest, iou_threshold, overlays, compare):
     """Evaluate scores against labels: ROC, AUC with 95% CI (DeLong or bootstrap), the operating
     point at a threshold with exact CIs, per-patient results and DeLong tests between models.
 
@@ -110,6 +115,17 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
     and listed in OUT/excluded.csv; --allow-modality keeps them. A file that cannot be read stops
     the evaluation. --positive must be the model's positive class (or left out).
 
+    With a patient column (--patient-column, or the recipe's evaluate.patient_level) the patient
+    level is the headline: the images of one patient are not independent, so the image-level AUC
+    gets a CI clustered by patient (Obuchowski 1997 with --ci delong, the cluster bootstrap with
+    --ci bootstrap) beside DeLong's, which assumes independent images, and two models are compared
+    by Obuchowski's clustered test. Several pairwise tests in one report are Holm-adjusted. Every
+    report has the flow of cases (STARD 2015 item 19: rows read, rows left out and why, images and
+    patients analysed; flow.png). With --scores, a row with an empty label, no score in any score
+    column, or status error/skipped from `tfxray score` is left out and counted there.
+
+    Every figure is a PNG at 300 dpi with an SVG beside it.
+
     With RUN_DIR, the run's recipe decides what the command line leaves open: evaluate.patient_level
     (per patient, by the manifest's patient_id) and evaluate.aggregate. Precedence: command-line
     option > TFXRAY_EVALUATE_* environment variable > recipe > default.
@@ -127,6 +143,8 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
       tfxray evaluate --compare runs/generic runs/fn --data test.csv --out compare/   # before/after
       tfxray evaluate --scores s.csv --label-column y --positive 1 --score-column p --prevalence 0.05 --out eval/
       tfxray evaluate --readers examples/vandyke_reads.csv --out mrmc/    # a reader study (MRMC) alone
+      tfxray evaluate --scores examples/asah.csv --label-column outcome --positive Poor \
+          --score-column s100b --subgroup gender --out eval/               # per-subgroup metrics and tests
 
     With --detections boxes.csv --truth MANIFEST --threshold CUTOFF: every image of the manifest is
     a case scored by its highest box confidence (0 without a box), called positive when a box
@@ -138,7 +156,7 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
     Two-class models also get PPV, NPV and likelihood ratios at the operating point (PPV/NPV at
     each --prevalence too), AUPRC with a bootstrap CI, and, when the scores are probabilities in
     [0, 1], a decision curve and the calibration slope/intercept with a smoothed curve (pr_*,
-    decision_*, calibration_*: PNG at 300 dpi and SVG; not with --roc).
+    decision_*, calibration_*; not with --roc).
 
     --readers with a reads table (case, reader, modality, truth, rating; or .lrc) runs the
     multi-reader multi-case analysis (Obuchowski-Rockette, random readers and cases, Hillis'
@@ -163,7 +181,7 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
     if detections_csv is not None or truth_manifest is not None:
         if direction is not None:
             raise click.UsageError(detector_direction)
-        _refuse_for_detectors("--detections", prevalences, reader_kind)
+        _refuse_for_detectors("--detections", prevalences, reader_kind, subgroups)
         return _evaluate_boxes(run_dirs, scores_csv, detections_csv, truth_manifest, threshold, out, positive,
                                iou_threshold, overlays, roc_only, patient_column, aggregate, ci, n_bootstrap, seed,
                                readers, refused={"--data": manifest, "--split": split, "--worst": worst,
@@ -186,7 +204,7 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
                                              "--threshold": threshold, "--direction": direction,
                                              "--patient-column": patient_column, "--aggregate": aggregate,
                                              "--fold-column": fold_column, "--prevalence": prevalences or None,
-                                             "--compare": compare or None})
+                                             "--subgroup": subgroups or None, "--compare": compare or None})
     if bool(run_dirs) == (scores_csv is not None):
         raise click.UsageError("give either --scores FILE.csv, or RUN_DIR with --data MANIFEST or --split test|val"
                                " (or --readers READS alone for a reader study)")
@@ -209,7 +227,19 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
         if threshold.strip().lower() == "model":
             raise click.UsageError("--threshold model needs RUN_DIR (the model's saved threshold); with --scores give"
                                    " a number or a rule")
-        table = read_scores_csv(scores_csv)
+        from tfxray.evaluation.table import screen_rows
+
+        # rows that cannot be analysed (no label, no score, a file the scorer could not read) are counted in the
+        # flow of cases, not dropped silently and not an error
+        table, excluded_rows = screen_rows(read_scores_csv(scores_csv), label_column, list(score_columns))
+        if len(excluded_rows):
+            reasons = excluded_rows["reason"].value_counts(sort=False)
+            click.echo(f"left out {len(excluded_rows)} of {len(table) + len(excluded_rows)} rows of {scores_csv}: "
+                       + ", ".join(f"{n} {why}" for why, n in reasons.items())
+                       + " (counted in report.md's flow of cases)")
+        if table.empty:
+            raise click.UsageError(f"{scores_csv}: no row has both a label and a score")
+        rows_source = f"rows of {scores_csv.name}"
         arguments = {"label_column": label_column, "positive": positive, "score_columns": list(score_columns),
                      "threshold": threshold, "patient_column": patient_column,
                      "aggregate": aggregate or DEFAULT_AGGREGATION, "direction": direction or DIRECTION_FOR_TABLES}
@@ -226,7 +256,7 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
         if kinds == {True}:
             if direction is not None:
                 raise click.UsageError(detector_direction)
-            _refuse_for_detectors("a detector RUN_DIR", prevalences, reader_kind)
+            _refuse_for_detectors("a detector RUN_DIR", prevalences, reader_kind, subgroups)
             return _evaluate_detector_runs(run_dirs, manifest, split, out, overlays, roc_only, ci, n_bootstrap, seed,
                                            allow_modality, refused={"--worst": worst, "--label-column": label_column,
                                                                     "--threshold": threshold,
@@ -238,8 +268,14 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
                                    "evaluate them one by one")
         evaluation = evaluate_runs(list(run_dirs), manifest, split=split, label_column=label_column,
                                    positive=positive, threshold=threshold, patient_column=patient_column,
-                                   aggregate=aggregate, allow_modality=allow_modality, direction=direction)
+                                   aggregate=aggregate, allow_modality=allow_modality, direction=direction,
+                                   subgroups=subgroups)
         table, arguments = evaluation.table, evaluation.arguments
+        excluded_rows = evaluation.excluded_rows
+        rows_source = "images of the manifest" if manifest is not None else f"images of the run's {split} rows"
+        for column in subgroups:
+            if column not in table.columns and column in evaluation.left_out_columns:
+                raise click.UsageError(f"--subgroup {column!r}: {evaluation.left_out_columns[column]}")
         if worst and arguments.get("classes") is not None:
             raise click.UsageError("--worst needs a two-class model (highest-scoring negatives, lowest-scoring"
                                    " positives)")
@@ -253,7 +289,8 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
 
     reader_table = read_readers_csv(readers) if reader_kind == "points" else None
     report = evaluate_table(table, **arguments, ci=ci, n_bootstrap=n_bootstrap, seed=seed, fold_column=fold_column,
-                            readers=reader_table, prevalence=list(prevalences) or None)
+                            readers=reader_table, prevalence=list(prevalences) or None,
+                            subgroups=list(subgroups) or None, excluded_rows=excluded_rows, rows_source=rows_source)
     study = None
     if reads is not None:
         study = _reader_study(reads, str(readers), reader_cutoff, model_as_reader, table, report, case_column)
@@ -274,8 +311,11 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
     click.echo(f"report: {paths['report.md']} and {paths['report.json']}; {len(figures)} figures in {out}")
 
 
-def _refuse_for_detectors(where: str, prevalences, reader_kind) -> None:
+def _refuse_for_detectors(where: str, prevalences, reader_kind, subgroups=()) -> None:
     """Options the detector reports do not take yet: refused, never ignored."""
+    if subgroups:
+        raise click.UsageError(f"--subgroup is not available with {where} yet (it goes with --scores or a"
+                               " classifier's RUN_DIR)")
     if prevalences:
         raise click.UsageError(f"--prevalence is not available with {where} yet (it goes with --scores or a"
                                " classifier's RUN_DIR)")

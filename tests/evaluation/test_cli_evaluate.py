@@ -204,11 +204,12 @@ def test_scores_mode_draws_every_figure_without_roc(asah_csv, tmp_path):
     result = run(["--scores", asah_csv, *BASE, "--score-column", "s100b", "--out", out])
     assert result.exit_code == 0, result.output
     names = {p.name for p in out.glob("*.png")}
-    # s100b is not a probability (0.03-2.07): a precision-recall curve, but no decision or calibration curve
+    # s100b is not a probability (0.03-2.07): a precision-recall curve, but no decision or calibration curve;
+    # the flow of cases is drawn in every report (not with --roc); every figure has its SVG
     assert names == {"roc_image_s100b.png", "scores_image_s100b.png", "confusion_image_s100b.png",
-                     "pr_image_s100b.png"}
-    assert {p.name for p in out.glob("*.svg")} == {"pr_image_s100b.svg"}
-    assert "4 figures" in result.output
+                     "pr_image_s100b.png", "flow.png"}
+    assert {p.name for p in out.glob("*.svg")} == {n.replace(".png", ".svg") for n in names}
+    assert "5 figures" in result.output
 
 
 def test_help_shows_an_example():

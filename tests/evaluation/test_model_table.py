@@ -136,6 +136,7 @@ def test_roc_only_multiclass(tmp_path):
                             n_bootstrap=100)
     everything = write_report(report, table, tmp_path / "all")
     only = write_report(report, table, tmp_path / "roc", roc_only=True)
-    assert {n for n in everything if n.endswith(".png")} == {"roc_image.png", "confusion_image.png"}
+    assert {n for n in everything if n.endswith(".png")} == {"roc_image.png", "confusion_image.png", "flow.png"}
+    assert {n for n in everything if n.endswith(".svg")} == {"roc_image.svg", "confusion_image.svg", "flow.svg"}
     assert {n for n in only if n.endswith(".png")} == {"roc_image.png"}
     assert (tmp_path / "all" / "report.json").read_text() == (tmp_path / "roc" / "report.json").read_text()

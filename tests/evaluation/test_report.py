@@ -246,6 +246,18 @@ def test_summary_fits_one_screen(asah):
     summary = format_summary(report)
     lines = summary.splitlines()
     assert len(lines) <= 30 and max(map(len, lines)) <= 120
+    # the patient level is the headline, first, saying why; the image level's CI is clustered by patient, with
+    # DeLong's (pROC's 0.630-0.833, which assumes independent images) beside it as "naive"
+    assert lines[1] == "flow of cases: 113 rows read, none excluded; 113 images, 57 patients analysed"
+    assert lines[2].startswith("patient level (max by patient): 57 patients (31 Poor / 26 Good) - the headline")
+    assert "; naive 0.630-0.833)  n 41/72" in summary
+    assert summary.count("Holm-adjusted p") == 6 and "(Obuchowski, clustered)" in summary
+    assert "patient level (max by patient): 57 patients" in summary
+
+    report = evaluate_asah(asah)
+    summary = format_summary(report)
+    lines = summary.splitlines()
+    assert len(lines) <= 30 and max(map(len, lines)) <= 120
     assert "s100b  AUC 0.731 (95% CI 0.630-0.833)  n 41/72" in summary
     # Youden on the evaluated data is exploratory: the summary gives the CIs that include the threshold
     # choice (checked against a brute-force bootstrap in test_direction_setup.py), marked and explained;
@@ -259,8 +271,9 @@ def test_summary_fits_one_screen(asah):
     assert lines[-2].startswith("* threshold chosen on these data (exploratory)")
     assert lines[-1] == ("note: no decision curve or calibration fit for s100b, wfns, ndka: the scores are not"
                          " probabilities (report.md says why)")
-    assert "s100b vs wfns: dAUC -0.092 (-0.174 to -0.010), Z -2.21, p 0.0272 (DeLong paired)" in summary
-    assert "patient level (max by patient): 57 patients" in summary
+    holm = report["levels"]["image"]["comparisons"][0]["p_adjusted"]  # checked against statsmodels elsewhere
+    assert (f"s100b vs wfns: dAUC -0.092 (-0.174 to -0.010), Z -2.21, p 0.0272, Holm-adjusted p {holm:.3g} (DeLong"
+            " paired)") in summary
 
 
 def test_report_is_plain_json_data(asah_report):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import textwrap
 
-from .plots import fmt, fmt_threshold, number
+from .plots import fmt, fmt_threshold, number, safe_name
 from .thresholds import model_rule_text
 
 SUMMARY_NOTES = 3  # notes other than warnings printed in the summary (warnings are all printed)
 SUMMARY_WIDTH = 118
+SUMMARY_GROUPS = 6  # subgroups printed per model in the summary (all in report.md)
 WARNING = "warning: "  # as report.WARNING (not imported: report imports this module's callers)
 
 
@@ -54,7 +55,51 @@ def _with_ci(entry: dict, digits: int = 3, dash: str = "–") -> str:
 def _ci_method(ci: dict) -> str:
     if ci["method"] == "delong":
         return "DeLong"
+    if ci["method"].startswith("Obuchowski"):
+        return f"Obuchowski (1997), clustered by `{ci.get('unit')}`"
+    if ci["method"].startswith("cluster bootstrap"):
+        return (f"cluster bootstrap by `{ci.get('unit')}` ({ci['n_bootstrap']} resamples of whole"
+                f" {ci.get('unit')} groups, seed {ci['seed']})")
     return f"bootstrap ({ci['n_bootstrap']} resamples, seed {ci['seed']})"
+
+
+def _ci_short(ci: dict) -> str:
+    """The CI method in a word or two, for the summary."""
+    method = ci["method"]
+    if method == "delong":
+        return "DeLong"
+    if method.startswith("Obuchowski"):
+        return f"Obuchowski, clustered by {ci.get('unit')}"
+    if method.startswith("cluster bootstrap"):
+        return f"cluster bootstrap by {ci.get('unit')}"
+    return "bootstrap"
+
+
+def level_order(report: dict) -> list[str]:
+    """The report's level names, the headline level first (as report.level_order)."""
+    names = list(report.get("levels", {}))
+    first = (report.get("headline") or {}).get("level")
+    return ([first] if first in names else []) + [n for n in names if n != first]
+
+
+def _p(value) -> str:
+    value = number(value)
+    if value != value:
+        return "n/a"
+    return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
+
+
+def _test_name(c: dict) -> str:
+    if c["cases"] == "different":
+        return "DeLong unpaired" + (" (assumes independent images)" if c.get("assumes") else "")
+    name = "Obuchowski clustered paired" if c.get("delong_independent") else "DeLong paired"
+    return name + ("" if c["cases"] == "same" else f" ({c['n']} common)")
+
+
+def _statistic(c: dict) -> str:
+    if c["cases"] == "different":
+        return f"D = {c['d']:.3f}, df = {c['df']:.1f}"
+    return f"Z = {number(c['z']):.3f}"
 
 
 def _level_heading(level: dict, settings: dict) -> str:
@@ -86,6 +131,7 @@ def _binary_level_md(name: str, level: dict, settings: dict, files: dict) -> lis
     caveats = [f"> **Caveat**, {column}: {m['ci_caveat']}." for column, m in level["models"].items()
                if m.get("ci_caveat")]
     out += caveats + ([""] if caveats else [])
+    out += _clustered_md(level)
 
     out += ["### Operating points (exact Clopper–Pearson 95% CIs)", ""]
     rows = []
@@ -119,18 +165,7 @@ def _binary_level_md(name: str, level: dict, settings: dict, files: dict) -> lis
     out += _clinical_md(level, settings)
 
     if level["comparisons"]:
-        out += ["### Comparisons of AUCs (DeLong)", ""]
-        rows = []
-        for c in level["comparisons"]:
-            if c["cases"] == "different":
-                stat = f"D = {c['d']:.3f}, df = {c['df']:.1f}"
-                test = "unpaired"
-            else:
-                stat = f"Z = {c['z']:.3f}"
-                test = "paired" + ("" if c["cases"] == "same" else f" ({c['n']} common)")
-            rows.append([f"{c['models'][0]} − {c['models'][1]}", test, fmt(c["difference"]),
-                         f"{fmt(c['ci_lower'])} to {fmt(c['ci_upper'])}", stat, f"{c['p']:.4g}"])
-        out += _table(["Difference", "Test", "ΔAUC", "95% CI", "Statistic", "p (two-sided)"], rows)
+        out += _comparisons_md(level["comparisons"])
 
     for column, m in level["models"].items():
         if "folds" not in m:
@@ -156,6 +191,136 @@ def _binary_level_md(name: str, level: dict, settings: dict, files: dict) -> lis
 
     out += _calibration_md(level)
     out += _figures(name, files)
+    return out
+
+
+def _clustered_md(level: dict) -> list[str]:
+    """The image level with a patient column: the clustered CI, DeLong's naive one, the design effect."""
+    models = {c: m for c, m in level["models"].items() if m.get("clustered")}
+    if not models:
+        return []
+    first = next(iter(models.values()))["clustered"]
+    unit = first["unit"]
+    out = ["### Unit of analysis: images clustered by patient", "",
+           f"The images of one `{unit}` are not independent, so the AUC's 95% CI above is cluster-aware: "
+           + ("Obuchowski's (1997, Biometrics 53:567-578) clustered variance (the same image-level AUC, its variance"
+              " taken over patients; normal CI clipped to [0, 1])" if first["method"].startswith("Obuchowski") else
+              "the cluster bootstrap (whole patients resampled with replacement, percentile interval; Obuchowski's"
+              " clustered CI beside it)")
+           + ". DeLong's CI treats every image as an independent sampling unit and is given for comparison only; the"
+           " variance ratio (clustered / DeLong, the design effect) says how much the naive CI understates the"
+           " uncertainty. The patient level is the headline.", ""]
+    rows = []
+    for column, m in models.items():
+        c, naive = m["clustered"], m["auc_cis"]["delong"]
+        sizes = c["images_per_cluster"]
+        obu = c["obuchowski"]
+        rows.append([column, fmt(m["auc"]), f"{fmt(m['auc_ci']['lower'])}–{fmt(m['auc_ci']['upper'])}",
+                     f"{fmt(obu['ci'][0])}–{fmt(obu['ci'][1])}",
+                     f"{fmt(naive['lower'])}–{fmt(naive['upper'])}", fmt(c["variance_ratio"], 2),
+                     f"{c['n_clusters']} ({c['n_clusters_with_cases']} / {c['n_clusters_with_controls']})",
+                     f"{sizes['min']}–{fmt(sizes['median'], 1)}–{sizes['max']}"])
+    out += _table(["Model", "AUC", "95% CI (reported)", "Obuchowski 95% CI", "DeLong 95% CI (assumes independent"
+                   " images)", "Variance ratio", f"`{unit}` groups (with cases / controls)",
+                   "Images per group (min–median–max)"], rows)
+    out += ["The ROC band, the operating points' CIs and the bootstrap of the threshold choice at this level treat the"
+            " images as independent.", ""]
+    return out
+
+
+def _comparisons_md(comparisons: list[dict]) -> list[str]:
+    """The level's pairwise AUC comparisons, raw and Holm-adjusted p."""
+    adjustment = (comparisons[0].get("adjustment") or {})
+    holm = adjustment.get("method") == "holm"
+    clustered = any(c.get("delong_independent") for c in comparisons)
+    header = ["Difference", "Test", "ΔAUC", "95% CI", "Statistic", "p (two-sided)"]
+    header += ["p (Holm-adjusted)"] if holm else []
+    header += ["DeLong p (assumes independent images)"] if clustered else []
+    rows = []
+    for c in comparisons:
+        row = [f"{c['models'][0]} − {c['models'][1]}", _test_name(c), fmt(c["difference"]),
+               f"{fmt(c['ci_lower'])} to {fmt(c['ci_upper'])}", _statistic(c), _p(c["p"])]
+        if holm:
+            row.append(_p(c.get("p_adjusted")))
+        if clustered:
+            row.append(_p(c["delong_independent"]["p"]) if c.get("delong_independent") else "")
+        rows.append(row)
+    out = ["### Comparisons of AUCs", ""] + _table(header, rows)
+    if holm and adjustment.get("family_size", 0) > 1:
+        out += [f"{adjustment['family_size']} tests at this level: p-values Holm-adjusted (Holm 1979) within the"
+                " family; the 95% CIs of the differences are not adjusted.", ""]
+    elif adjustment.get("method") == "none" and adjustment.get("family_size", 0) > 1:
+        out += [f"{adjustment['note']}.", ""]
+    if clustered:
+        out += ["Obuchowski's (1997) clustered test compares the two image-level AUCs with their variances and"
+                " covariance taken over patients; DeLong's p treats every image as independent.", ""]
+    return out
+
+
+def _flow_md(report: dict, files: dict) -> list[str]:
+    """The flow of cases (STARD 2015 item 19): the table, what a row is, and the diagram."""
+    from .flow import flow_markdown
+
+    table = report.get("flow")
+    if not table:
+        return []
+    out = [flow_markdown(table).rstrip("\n"), ""]
+    unit = "patients" if table.get("patient_column") else None
+    text = f"Rows read: {table.get('source', 'rows of the scores table')}."
+    if table["n_excluded"]:
+        text += " Excluded rows are left out of every number in this report."
+    if unit:
+        text += (f" Patients analysed: distinct `{table['patient_column']}` values among the images analysed, a"
+                 " patient positive when any of its images is.")
+    out += [text, ""]
+    for level_name, models in (table.get("not_scored") or {}).items():
+        out += ["Analysed but not scored by every model (" + level_name + " level): "
+                + ", ".join(f"{c} {n}" for c, n in models.items()) + " (each model's AUC uses the rows it scored).", ""]
+    if "flow.png" in files:
+        out += ["![Flow of cases](flow.png)", ""]
+    return out
+
+
+def _subgroup_md(entry: dict, settings: dict, files: dict, stem: str) -> list[str]:
+    """One subgroup column: per level (headline first) and model, every group's metrics with CIs,
+    the homogeneity test and the Holm-adjusted pairwise tests."""
+    column, pos, neg = entry["column"], settings["positive"], settings["negative"]
+    out = [f"## Subgroups by `{column}`", ""]
+    levels = [entry["headline_level"]] + [n for n in entry["levels"] if n != entry["headline_level"]]
+    for name in levels:
+        level = entry["levels"][name]
+        for model_name, t in level["models"].items():
+            out += [f"### {model_name}, {name} level (threshold {fmt_threshold(t['threshold'])}, {t['threshold_rule']})",
+                    ""]
+            rows = []
+            for g in t["groups"]:
+                auc = g["auc"]
+                rows.append([g["group"], f"{g['n_cases']} / {g['n_controls']}",
+                             _with_ci(auc) if auc else "n/a", _with_ci(g["sensitivity"]),
+                             _with_ci(g["specificity"]), g["note"] or ""])
+            rows.append(["**all**", "", fmt(t["pooled_auc"]), "", "", ""])
+            out += _table(["Group", f"n {pos} / {neg}", "AUC (95% CI, DeLong)", "Sensitivity (95% CI)",
+                           "Specificity (95% CI)", "Note"], rows)
+            h = t["homogeneity"]
+            if h:
+                out += [f"Test of equal AUCs across the {len(h['groups'])} groups ({h['test']}): Q = {fmt(h['q'])} on"
+                        f" {h['df']} df, **p = {_p(h['p'])}**; inverse-variance weighted AUC {fmt(h['weighted_auc'])}.",
+                        ""]
+            elif t.get("homogeneity_note"):
+                out += [f"No test of equal AUCs: {t['homogeneity_note']}.", ""]
+            if t["pairwise"]:
+                adj = t["pairwise"][0]["adjustment"]
+                out += _table(["Groups", "ΔAUC", "95% CI", "D (df)", "p", "p (Holm-adjusted)"],
+                              [[f"{p['groups'][0]} − {p['groups'][1]}", fmt(p["difference"]),
+                                f"{fmt(p['ci_lower'])} to {fmt(p['ci_upper'])}", f"{p['d']:.3f} ({p['df']:.1f})",
+                                _p(p["p"]), _p(p.get("p_adjusted"))] for p in t["pairwise"]])
+                out += [f"Pairwise: DeLong's unpaired test (pROC's `roc.test(paired = FALSE)`); {adj['note']}.", ""]
+        if level.get("note"):
+            out += [f"Note: {level['note']}.", ""]
+    out += [f"Note: {n}." for n in entry.get("notes", [])] + ([""] if entry.get("notes") else [])
+    name = f"subgroups_{stem}.png"
+    if name in files:
+        out += [f"![Subgroups by {column}]({name})", ""]
     return out
 
 
@@ -244,6 +409,13 @@ def _multiclass_level_md(name: str, level: dict, settings: dict, files: dict) ->
     out += _table(["Class (vs rest)", "Score column", "n class / rest", "AUC", "95% CI", "Direction"], rows)
     caveats = [f"> **Caveat**, {cls}: {r['ci_caveat']}." for cls, r in level["classes"].items() if r.get("ci_caveat")]
     out += caveats + ([""] if caveats else [])
+    clustered = {cls: r for cls, r in level["classes"].items() if r.get("clustered")}
+    if clustered:
+        first = next(iter(clustered.values()))
+        naive = "; ".join(f"{cls} {fmt(r['auc_cis']['delong']['lower'])}–{fmt(r['auc_cis']['delong']['upper'])}"
+                          f" (variance ratio {fmt(r['clustered']['variance_ratio'], 2)})" for cls, r in clustered.items())
+        out += [f"The images of one `{first['clustered']['unit']}` are not independent: the 95% CIs above are"
+                f" {_ci_method(first['auc_ci'])}. DeLong's CIs, which assume independent images: {naive}.", ""]
     acc = level["argmax"]["accuracy"]
     out += [f"Argmax accuracy: {_with_ci(acc)} (exact 95% CI), {acc['k']} of {acc['n']}.", ""]
     conf = level["argmax"]["confusion"]
@@ -264,7 +436,8 @@ def _multiclass_level_md(name: str, level: dict, settings: dict, files: dict) ->
 
 
 def _figures(level_name: str, files: dict) -> list[str]:
-    names = [n for n in files if n.endswith(".png") and f"_{level_name}" in n]
+    names = [n for n in files if n.endswith(".png") and f"_{level_name}" in n and "/" not in n
+             and not n.startswith(("subgroups_", "flow"))]
     if not names:
         return []
     return ["### Figures", ""] + [f"![{n}]({n})" for n in sorted(names)] + [""]
@@ -296,15 +469,25 @@ def render_markdown(report: dict, files: dict) -> str:
     if s["patient_column"]:
         out.append(f"- Patient level: rows grouped by `{s['patient_column']}`, scores combined by `{s['aggregate']}`;"
                    " a patient is positive when any of its rows is positive.")
+    why = (report.get("headline") or {}).get("why")
+    if why:
+        out.append(f"- Unit of analysis: {why[0].upper() + why[1:]}.")
+    if report["task"] == "binary" and s.get("multiplicity") == "holm":
+        out.append("- Multiple tests: the pairwise tests of one family (the model comparisons of a level; the"
+                   " pairs of subgroups of a model and level) are Holm-adjusted; raw and adjusted p are both given.")
     if s["fold_column"]:
         out.append(f"- Cross-validation folds from `{s['fold_column']}`; the main results are the pooled out-of-fold"
                    " ones.")
     out.append("")
-    for name, level in report["levels"].items():
+    out += _flow_md(report, files)
+    for name in level_order(report):
+        level = report["levels"][name]
         if report["task"] == "binary":
             out += _binary_level_md(name, level, s, files)
         else:
             out += _multiclass_level_md(name, level, s, files)
+    for column, entry in (report.get("subgroups") or {}).items():
+        out += _subgroup_md(entry, s, files, safe_name(column))
     out += _excluded_md(report.get("excluded"))
     out += _worst_md(report.get("worst"))
     if report.get("readers"):
@@ -349,13 +532,6 @@ def _mrmc_md(head: dict) -> list[str]:
         out += _table(["Model reader", "Modality", "AUC (jackknife SE)"],
                       [[r["reader"], r["modality"], f"{fmt(r['auc'], 4)} ({fmt(r['se'], 4)})"] for r in by])
     return out
-
-
-def _p(value) -> str:
-    value = number(value)
-    if value != value:
-        return "n/a"
-    return "< 0.0001" if value < 1e-4 else f"{value:.4f}"
 
 
 def render_reader_markdown(report: dict, study: dict) -> str:
@@ -417,14 +593,19 @@ def render_summary(report: dict) -> str:
                      f" {'DeLong' if s['ci'] == 'delong' else 'bootstrap'} 95%")
     names = s["class_columns"] if report["task"] == "multiclass" else s["score_columns"]
     width = max(len(str(c)) for c in names)
-    for name, level in report["levels"].items():
+    if report.get("flow"):
+        lines.append(_flow_summary(report["flow"]))
+    headline_level = (report.get("headline") or {}).get("level")
+    for name in level_order(report):
+        level = report["levels"][name]
+        clustered = _clustered_unit(level)
         if level["unit"] == "image":
             head = f"image level: {level['n']} images"
         else:
             head = f"patient level ({level['aggregate']} by {level['group_column']}): {level['n']} patients"
         if report["task"] == "multiclass":
             counts = ", ".join(f"{n} {c}" for c, n in level["n_per_class"].items())
-            lines.append(f"{head} ({counts})")
+            lines.append(f"{head} ({counts}){_level_tail(name, headline_level, clustered, naive=False)}")
             for cls, r in level["classes"].items():
                 if r["auc"] is None:
                     lines.append(f"  {cls:<{width}}  no AUC ({r.get('note', '')})")
@@ -439,14 +620,19 @@ def render_summary(report: dict) -> str:
                 f = level["folds"]
                 lines.append(f"  folds ({f['n_folds']}): macro AUC {fmt(f['mean']['macro_auc'])} +- {fmt(f['sd']['macro_auc'])}")
             continue
-        lines.append(f"{head} ({level['n_positive']} {s['positive']} / {level['n_negative']} {s['negative']})")
+        lines.append(f"{head} ({level['n_positive']} {s['positive']} / {level['n_negative']} {s['negative']})"
+                     f"{_level_tail(name, headline_level, clustered)}")
         pad = " " * (width + 4)
         for column, m in level["models"].items():
             ci = m["auc_ci"]
             flipped = f"  [lower score = {s['positive']}]" if m["direction"] == ">" else ""
             auprc = f"  AUPRC {_with_ci(m['auprc'], dash='-')}" if "auprc" in m else ""
-            lines.append(f"  {column:<{width}}  AUC {fmt(m['auc'])} (95% CI {fmt(ci['lower'])}-{fmt(ci['upper'])})"
-                         f"  n {m['n_cases']}/{m['n_controls']}{auprc}{flipped}")
+            naive = ""
+            if m.get("clustered"):
+                delong_ci = m["auc_cis"]["delong"]
+                naive = f"; naive {fmt(delong_ci['lower'])}-{fmt(delong_ci['upper'])}"
+            lines.append(f"  {column:<{width}}  AUC {fmt(m['auc'])} (95% CI {fmt(ci['lower'])}-{fmt(ci['upper'])}"
+                         f"{naive})  n {m['n_cases']}/{m['n_controls']}{auprc}{flipped}")
             if m.get("ci_caveat"):
                 lines.append(f"{pad}caveat: {m['ci_caveat']}")
             op, thr = m["operating_point"], m["threshold"]
@@ -472,16 +658,68 @@ def render_summary(report: dict) -> str:
                              f" spec {fmt(f['mean']['specificity'])} +- {fmt(f['sd']['specificity'])} (mean +- SD)")
         for c in level["comparisons"]:
             a, b = c["models"]
-            stat = f"Z {c['z']:.2f}" if c["cases"] != "different" else f"D {c['d']:.2f} (df {c['df']:.0f})"
-            kind = "paired" if c["cases"] != "different" else "unpaired"
+            stat = f"Z {number(c['z']):.2f}" if c["cases"] != "different" else f"D {c['d']:.2f} (df {c['df']:.0f})"
+            kind = ("Obuchowski, clustered" if c.get("delong_independent") else
+                    "DeLong paired" if c["cases"] != "different" else "DeLong unpaired")
+            adjustment = c.get("adjustment") or {}
+            holm = (f", Holm-adjusted p {number(c['p_adjusted']):.3g}"
+                    if adjustment.get("method") == "holm" and adjustment.get("family_size", 0) > 1 else "")
             lines.append(f"  {a} vs {b}: dAUC {fmt(c['difference'])} ({fmt(c['ci_lower'])} to {fmt(c['ci_upper'])}),"
-                         f" {stat}, p {number(c['p']):.3g} (DeLong {kind})")
+                         f" {stat}, p {number(c['p']):.3g}{holm} ({kind})")
+    for column, entry in (report.get("subgroups") or {}).items():
+        lines += _subgroup_summary(entry)
     if s.get("threshold_exploratory") and report["task"] == "binary":
         lines.append("* threshold chosen on these data (exploratory): sens/spec CIs include the choice (bootstrap);"
                      " exact CIs in report.md")
     if report.get("mrmc"):
         lines += _mrmc_summary(report["mrmc"])
     return "\n".join(lines + _summary_notes(report))
+
+
+def _clustered_unit(level: dict) -> str | None:
+    """The patient column an image level's CIs are clustered by, else None."""
+    records = (level.get("models") or level.get("classes") or {}).values()
+    found = next((r["clustered"] for r in records if r.get("clustered")), None)
+    return found["unit"] if found else None
+
+
+def _level_tail(name: str, headline_level: str | None, clustered: str | None, naive: bool = True) -> str:
+    """What follows a level's head line in the summary: why it is the headline, or how its CIs are clustered."""
+    if name == "patient" and headline_level == "patient":
+        return " - the headline: a patient's images are not independent"
+    if clustered:
+        return f"; CIs clustered by {clustered}" + (", naive = assuming independent images" if naive else
+                                                     " (DeLong's, assuming independent images, in report.md)")
+    return ""
+
+
+def _flow_summary(table: dict) -> str:
+    """The flow of cases in one line."""
+    excluded = "none excluded" if not table["n_excluded"] else (
+        f"{table['n_excluded']} excluded (" + ", ".join(f"{s['n']} {s['reason']}" for s in table["excluded"]) + ")")
+    patients = (f", {table['patients_analysed']['n']} patients" if table.get("patients_analysed") else "")
+    return (f"flow of cases: {table['rows_read']['n']} rows read, {excluded}; {table['images_analysed']['n']} images"
+            f"{patients} analysed")
+
+
+def _subgroup_summary(entry: dict) -> list[str]:
+    """Each model's subgroups at the entry's headline level: AUC (CI) per group, the test of equal AUCs."""
+    name = entry["headline_level"]
+    lines = []
+    for model, t in entry["levels"][name]["models"].items():
+        groups = "; ".join(f"{g['group']} {_with_ci(g['auc'], dash='-') if g['auc'] else 'no AUC'}"
+                           f" n {g['n_cases']}/{g['n_controls']}" for g in t["groups"][:SUMMARY_GROUPS])
+        if len(t["groups"]) > SUMMARY_GROUPS:
+            groups += f"; {len(t['groups']) - SUMMARY_GROUPS} more groups in report.md"
+        text = f"subgroups by {entry['column']} ({name} level, {model}): {groups}"
+        h = t["homogeneity"]
+        if h:
+            text += f"; equal AUCs: Q {h['q']:.2f} on {h['df']} df, p {number(h['p']):.3g}"
+        adjusted = [number(p["p_adjusted"]) for p in t["pairwise"] if p.get("p_adjusted") is not None]
+        if len(t["pairwise"]) > 1 and adjusted:
+            text += f"; {len(t['pairwise'])} pairwise tests, Holm-adjusted: smallest p {min(adjusted):.3g}"
+        lines += textwrap.wrap(text, SUMMARY_WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+    return lines
 
 
 def _mrmc_summary(head: dict) -> list[str]:

@@ -23,6 +23,22 @@ How the numbers are set up, and said so in the report:
   only for scores that read as probabilities (in [0, 1], higher = positive), the decision curve
   and the calibration fit; other scores get a note instead.
 
+- the unit of analysis: with a patient column the images of one patient are not independent, so
+  the image-level AUC's CI (``auc_ci``) is cluster-aware (``auc_cis["clustered"]``: Obuchowski
+  1997 with --ci delong, the cluster bootstrap with --ci bootstrap; clustered.py), DeLong's and
+  the stratified bootstrap's are kept, labelled as assuming independent images, with the variance
+  ratio (the design effect); two models on the same images are compared by Obuchowski's clustered
+  test; the patient level is the headline (``report["headline"]``), first in report.md and the
+  summary. ``report["auc"]`` stays the image-level AUC of the first score column;
+- several pairwise tests in one level (model comparisons) are Holm-adjusted (``p_adjusted``
+  beside the raw ``p``; subgroups.adjust_report_comparisons), as are the pairwise tests between
+  subgroups within each model and level (subgroups.subgroup_table);
+- the flow of cases (STARD 2015 item 19, ``report["flow"]``, flow.py): rows read, the rows left
+  out before the table with their reasons (``excluded_rows``), images and patients analysed;
+- ``subgroups``: each column's per-group metrics with CIs and the tests of AUC differences across
+  the groups, per model and level (``report["subgroups"][column]``), the patient level only when
+  the column is constant within each patient.
+
 A reads table (one row per case x reader x modality) is analysed by ``reader_study`` (mrmc.py:
 Obuchowski-Rockette with Hillis' ddf); its headline goes under ``report["mrmc"]``.
 """
@@ -38,10 +54,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
-from . import binomial, bootstrap, clinical, delong, roc, thresholds
+from . import binomial, bootstrap, clinical, clustered, delong, roc, thresholds
+from . import subgroups as subgroup_stats
 from .choices import CI_METHODS, DEFAULT_AGGREGATION, DIRECTION_FOR_TABLES, DIRECTIONS
 from .table import (LevelData, binary_labels, build_levels, check_aggregate, check_columns, class_columns,
-                    class_of_column, label_values, readers_table)
+                    class_names, class_of_column, label_values, readers_table)
 
 SCHEMA = "tfxray.evaluation/1"
 LEVEL = 0.95
@@ -80,6 +97,9 @@ def evaluate_table(
     classes: list[str] | None = None,
     direction: str = DIRECTION_FOR_TABLES,
     prevalence=None,
+    subgroups=None,
+    excluded_rows: pd.DataFrame | None = None,
+    rows_source: str | None = None,
 ) -> dict:
     """Evaluate each score column against the label column, per image and (with
     ``patient_column``) per patient; see the module docstrings for every convention.
@@ -95,8 +115,15 @@ def evaluate_table(
     ``model_threshold`` (rule ``model``): the saved threshold, or {score column: threshold} when
     the columns come from several models; ``model_threshold_rule`` likewise names the rule that
     chose it at training (``thresholds.model_rule_text``).
+    ``subgroups``: columns of ``df`` (a name or a list) whose groups get every metric with CIs and
+    the tests of AUC differences (two-class only; ``report["subgroups"]``).
+    ``excluded_rows``: the rows left out before ``df`` (the CLI's screen of a scores table, the
+    images outside a model's profile), with a ``reason`` column and, where known, the label and
+    patient columns: counted in the flow of cases (``report["flow"]``), whose first stage
+    ``rows_source`` names (default "rows of the scores table").
     Returns plain JSON data (NaN as None, infinite thresholds as "inf"/"-inf");
-    ``report["auc"]`` is the image-level AUC of the first score column.
+    ``report["auc"]`` is the image-level AUC of the first score column; ``report["headline"]``
+    names the level to read first (the patient level when there is one).
     """
     score_columns = [score_columns] if isinstance(score_columns, str) else list(score_columns)
     if not score_columns:
@@ -120,6 +147,7 @@ def evaluate_table(
     if rule.kind == "model":
         model_threshold = _model_thresholds(model_threshold, score_columns)
     prevalences = parse_prevalences(prevalence)
+    subgroup_columns = _subgroup_columns(df, subgroups, label_column, score_columns, patient_column)
 
     labels = label_values(df, label_column)
     # Multi-class when told so, or when every one of more than two label values has its score column;
@@ -144,8 +172,14 @@ def evaluate_table(
         "level": LEVEL,
         "task": "multiclass" if multiclass else "binary",
         "prevalence": prevalences,
+        "subgroups": subgroup_columns,
+        "clustered_ci": (CLUSTERED_CI[ci] if patient_column else None),
+        "multiplicity": "holm",
     }
     if multiclass:
+        if subgroup_columns:
+            raise UserError("subgroup: per-group metrics and tests are for a two-class evaluation; this one is"
+                            " multi-class (one-vs-rest)")
         if prevalences:
             raise UserError("prevalence: PPV and NPV at a deployment prevalence are for a two-class evaluation; this"
                             " one is multi-class (one-vs-rest)")
@@ -171,11 +205,166 @@ def evaluate_table(
         report["macro_auc"] = image["macro_auc"]
     else:
         report["auc"] = image["models"][score_columns[0]]["auc"]
+    report["headline"] = headline(settings, report["levels"])
     report["readers"] = readers_table(readers)
     if not multiclass:
         _clinical_skipped_note(report["levels"], notes)
+        report = subgroup_stats.adjust_report_comparisons(report, settings["multiplicity"], family="level")
+        if subgroup_columns:
+            report["subgroups"] = {c: _subgroup_entry(df, c, levels, report, settings, notes)
+                                   for c in subgroup_columns}
+    report["flow"] = case_flow(df, excluded_rows, settings, levels, report, rows_source)
+    if report["flow"]["n_excluded"]:
+        why = ", ".join(f"{s['n']} {s['reason']}" for s in report["flow"]["excluded"])
+        notes.append(f"{report['flow']['n_excluded']} of {report['flow']['rows_read']['n']} rows left out of the"
+                     f" analysis before any number was computed ({why}): see the flow of cases")
     report["notes"] = notes
     return json_ready(report)
+
+
+CLUSTERED_CI = {"delong": clustered.METHOD_OBUCHOWSKI, "bootstrap": clustered.METHOD_BOOTSTRAP}
+INDEPENDENT = "independent images (every image its own sampling unit)"
+MAX_SUBGROUPS = 20  # more distinct values than this: a continuous column, refused (make bands first)
+
+
+def _subgroup_columns(df: pd.DataFrame, given, label_column: str, score_columns: list[str],
+                      patient_column: str | None) -> list[str]:
+    """The subgroup columns, checked: present in the table, given once, not the label or a score column."""
+    if given is None:
+        return []
+    columns = [given] if isinstance(given, str) else list(given)
+    check_columns(df, subgroup=columns)
+    for column in columns:
+        if columns.count(column) > 1:
+            raise UserError(f"subgroup {column!r}: given twice")
+        if column == label_column or column in score_columns:
+            what = "the label column" if column == label_column else "a score column"
+            raise UserError(f"subgroup {column!r}: it is {what}; give a column that describes the cases (sex, site,"
+                            " age band, ...)")
+        distinct = df[column].dropna().astype(str).nunique()
+        if distinct > MAX_SUBGROUPS:
+            raise UserError(f"subgroup {column!r}: {distinct} distinct values; a subgroup column holds a few categories"
+                            f" (at most {MAX_SUBGROUPS}): make bands first (e.g. an age_band column of 18-39, 40-59,"
+                            " 60+)")
+    return columns
+
+
+def headline(settings: dict, levels: dict) -> dict:
+    """report.json's ``headline``: the level to read first and why (the patient level when there is one)."""
+    if "patient" not in levels:
+        return {"level": "image", "why": None}
+    unit = settings["patient_column"]
+    method = settings.get("clustered_ci") or clustered.METHOD_OBUCHOWSKI
+    return {"level": "patient",
+            "why": (f"the patient level (rows grouped by {unit}) is the headline: the images of one patient are not"
+                    " independent (they share the patient's anatomy, disease and acquisition) and the patient is the"
+                    f" unit a diagnosis is made for; the image-level AUC follows with a CI clustered by {unit}"
+                    f" ({method}) and, for comparison only, DeLong's CI that assumes {INDEPENDENT}")}
+
+
+def level_order(report: dict) -> list[str]:
+    """The report's level names, the headline level first."""
+    names = list(report.get("levels", {}))
+    first = (report.get("headline") or {}).get("level")
+    return ([first] if first in names else []) + [n for n in names if n != first]
+
+
+def _subgroup_entry(df: pd.DataFrame, column: str, levels: dict[str, LevelData], report: dict, settings: dict,
+                    notes: list[str]) -> dict:
+    """report.json's ``subgroups.<column>``: subgroups.subgroup_table per level and model, at each
+    model's operating threshold and in its direction; the patient level only when the column holds
+    one value per patient (``headline_level``: the level the figure and the summary show)."""
+    values = df[column].reset_index(drop=True)
+    entry = {"column": column, "levels": {}, "notes": []}
+    image_labels = levels["image"].labels
+    given = values.notna().to_numpy()
+    for holds, lacks in ((settings["positive"], settings["negative"]), (settings["negative"], settings["positive"])):
+        own = image_labels if holds == settings["positive"] else ~image_labels
+        if given[own].any() and not given[~own].any():
+            entry["notes"].append(f"{column} is given for {holds} images only (an attribute of the {holds} class, such"
+                                  f" as a fracture grade): no group holds both classes, so no group has an AUC; compare"
+                                  f" each group's {holds} images with all {lacks} images instead")
+    for name, data in levels.items():
+        if name == "image":
+            groups = values.to_numpy(dtype=object)
+        else:
+            per_patient = pd.Series(values.to_numpy(dtype=object)).groupby(levels["image"].groups)
+            varying = per_patient.nunique(dropna=False) > 1
+            if varying.any():
+                entry["notes"].append(f"{column} varies within {int(varying.sum())} {settings['patient_column']}"
+                                      f" group(s) (e.g. {varying[varying].index[0]}): per-image attribute, image level"
+                                      " only")
+                continue
+            groups = per_patient.first().reindex(data.ids).to_numpy(dtype=object)
+        models = {}
+        for model_name, model in report["levels"][name]["models"].items():
+            present = ~np.isnan(data.scores[model_name].to_numpy())
+            threshold = model["threshold"]
+            table = subgroup_stats.subgroup_table(data.labels[present], data.scores[model_name].to_numpy()[present],
+                                                  groups[present], threshold["value"], model["direction"], LEVEL,
+                                                  settings["multiplicity"])
+            table["pooled_auc"] = model["auc"]
+            table["threshold_rule"] = threshold["rule"]
+            applied = "<" if threshold["applied_as"].startswith("score >=") else ">"
+            if applied != model["direction"]:
+                text = (f"the threshold is applied in the curve's direction ('{model['direction']}') here, while the"
+                        f" operating point applies it as {threshold['applied_as']}")
+                table["notes"].append(text)
+                notes.append(f"subgroups by {column}, {name} level, {model_name}: {text}")
+            models[model_name] = table
+        level = {"unit": name, "models": models}
+        if name == "image" and data.groups is not None:
+            level["note"] = (f"image level: each group's DeLong CI and the tests treat its images as independent"
+                             f" (the patient level is the one to read)")
+        entry["levels"][name] = level
+    entry["headline_level"] = "patient" if "patient" in entry["levels"] else "image"
+    headline_tables = entry["levels"][entry["headline_level"]]["models"]
+    left_out = sorted({g["group"] for t in headline_tables.values() for g in t["groups"] if not g["in_test"]})
+    if left_out:
+        shown = ", ".join(left_out[:5]) + (f" and {len(left_out) - 5} more" if len(left_out) > 5 else "")
+        notes.append(f"subgroups by {column}, {entry['headline_level']} level: group(s) {shown} left out of the tests of"
+                     " equal AUCs (one class only, too few cases or controls, or an AUC of 0 or 1: report.md's"
+                     " subgroup table says which)")
+    notes += [f"subgroups by {column}: {n}" for n in entry["notes"]]
+    return entry
+
+
+def case_flow(df: pd.DataFrame, excluded_rows: pd.DataFrame | None, settings: dict, levels: dict[str, LevelData],
+              report: dict, rows_source: str | None = None) -> dict:
+    """report.json's ``flow`` (flow.flow_from_rows): the rows of ``df`` (all analysed) and the
+    ``excluded_rows`` (with their ``reason``), classes named as in the report, patients by the
+    patient column; plus ``source`` (what a row read is) and, when several models are compared,
+    ``not_scored`` (rows analysed that a model did not score, per model and level)."""
+    from .flow import flow_from_rows
+
+    label_column, patient_column = settings["label_column"], settings["patient_column"]
+    binary = settings["task"] == "binary"
+    order = [settings["positive"], settings["negative"]] if binary else list(settings["class_columns"])
+    data = levels["image"]
+    kept = ([order[0] if v else order[1] for v in data.labels] if binary else [str(v) for v in data.labels])
+    excluded = excluded_rows if excluded_rows is not None else pd.DataFrame({"reason": []})
+    if "reason" not in excluded.columns:
+        raise UserError("excluded rows: a 'reason' column is needed (why each row was left out)")
+    if excluded["reason"].isna().any() or (excluded["reason"].astype(str).str.strip() == "").any():
+        raise UserError("excluded rows: every excluded row needs a reason")
+    n_out = len(excluded)
+    classes = kept + (class_names(excluded[label_column], order) if label_column in excluded.columns
+                      else [None] * n_out)
+    reasons = [None] * len(kept) + excluded["reason"].astype(str).tolist()
+    patients = None
+    if patient_column:
+        outside = (excluded[patient_column].tolist() if patient_column in excluded.columns else [None] * n_out)
+        patients = list(data.groups) + outside
+    table = flow_from_rows(classes, reasons, patients, positive=settings["positive"] if binary else None,
+                           class_order=order)
+    table["source"] = rows_source or "rows of the scores table"
+    table["patient_column"] = patient_column
+    if binary and len(settings["score_columns"]) > 1:
+        missing = {name: {c: m["n_missing"] for c, m in level["models"].items() if m["n_missing"]}
+                   for name, level in report["levels"].items()}
+        if any(missing.values()):
+            table["not_scored"] = {name: v for name, v in missing.items() if v}
+    return table
 
 
 def parse_prevalences(given) -> list[float]:
@@ -503,6 +692,10 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
         "bootstrap": _ci("stratified bootstrap, percentile", boot_low, boot_high, n_bootstrap=boot.n_bootstrap,
                          seed=settings["seed"]),
     }
+    chosen_ci = cis[settings["ci"]]
+    cluster_record = None
+    if data.groups is not None:
+        chosen_ci, cluster_record = _clustered_cis(y, s, data.groups[present], direction, settings, cis, where, notes)
     model_threshold = per_column(settings["model_threshold"], column)
     model_rule = per_column(settings.get("model_threshold_rule"), column)
     choice = thresholds.choose_threshold(y, s, rule, direction=direction, model_threshold=model_threshold,
@@ -516,7 +709,7 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
     _infinite_threshold_warning(choice, where, data.name, notes)
     on_curve = np.flatnonzero(curve.thresholds == choice.threshold)  # kept when the stored curve is thinned
     chosen_index = int(on_curve[0]) if len(on_curve) else None
-    caveat = ci_caveat(curve.auc, cis[settings["ci"]]["lower"], cis[settings["ci"]]["upper"], m, n)
+    caveat = ci_caveat(curve.auc, chosen_ci["lower"], chosen_ci["upper"], m, n)
     _setup_warnings(where, data.name, curve.auc, direction, m, n, caveat, settings["positive"], settings["negative"],
                     settings, notes)
     operating = _operating(y, s, choice)
@@ -531,7 +724,7 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
         "direction": direction,
         "direction_note": note,
         "auc": curve.auc,
-        "auc_ci": cis[settings["ci"]],
+        "auc_ci": chosen_ci,
         "auc_cis": cis,
         "ci_caveat": caveat,
         "threshold": choice.as_dict(),
@@ -541,6 +734,8 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
         "calibration": calibration(y, s),
         **_clinical_entries(y, s, direction, operating, settings),
     }
+    if cluster_record is not None:
+        result["clustered"] = cluster_record
     if boot.n_bootstrap < settings["n_bootstrap"]:
         notes.append(f"{where}: the ROC band{' and the threshold-choice CIs' if choice.exploratory else ''} use"
                      f" {boot.n_bootstrap} bootstrap resamples ({len(curve) - 1} distinct scores)")
@@ -548,6 +743,45 @@ def _binary_model(data: LevelData, column: str, settings: dict, rule, notes: lis
         result["folds"] = _binary_folds(y, s, data.folds[present], rule, model_threshold, model_rule, direction,
                                         where, notes)
     return result
+
+
+def _clustered_cis(y: np.ndarray, s: np.ndarray, clusters: np.ndarray, direction: str, settings: dict, cis: dict,
+                   where: str, notes: list[str]) -> tuple[dict, dict]:
+    """The image-level AUC's cluster-aware CI (Obuchowski 1997 with ci=delong, the cluster bootstrap
+    with ci=bootstrap), added to ``cis`` as "clustered"; DeLong's and the stratified bootstrap's
+    CIs are labelled as assuming independent images. Returns (the clustered CI, report.json's
+    ``clustered``: Obuchowski's variance components, the design effect, the bootstrap's counts)."""
+    unit = settings["patient_column"]
+    fit = clustered.clustered_auc(y, s, clusters, LEVEL, direction)
+    for ci in cis.values():
+        ci["assumes"] = INDEPENDENT
+    record = {"unit": unit, "method": settings["clustered_ci"],
+              "obuchowski": {k: fit[k] for k in ("auc", "se", "variance", "ci", "ci_unclipped", "method", "components",
+                                                 "delong_se", "variance_ratio", "note")},
+              "variance_ratio": fit["variance_ratio"],
+              "variance_ratio_note": ("Obuchowski's clustered variance over DeLong's with every image independent (the"
+                                      " design effect): above 1, images of one patient move together and the naive CI"
+                                      " is too narrow"),
+              **{k: fit[k] for k in ("n_images", "n_clusters", "n_clusters_with_cases", "n_clusters_with_controls",
+                                     "images_per_cluster")}}
+    if settings["ci"] == "bootstrap":
+        boot = clustered.cluster_bootstrap_auc(y, s, clusters, settings["n_bootstrap"], settings["seed"], LEVEL,
+                                               direction)
+        record["bootstrap"] = {k: boot[k] for k in ("ci", "se", "method", "n_bootstrap", "n_used", "n_degenerate",
+                                                    "seed", "note")}
+        chosen = _ci(boot["method"], boot["ci"][0], boot["ci"][1], se=boot["se"], n_bootstrap=boot["n_bootstrap"],
+                     seed=boot["seed"], n_used=boot["n_used"])
+        note = boot["note"]
+    else:
+        chosen = _ci(fit["method"], fit["ci"][0], fit["ci"][1], se=fit["se"], variance=fit["variance"])
+        note = fit["note"]
+    chosen.update(unit=unit, n_clusters=fit["n_clusters"], variance_ratio=fit["variance_ratio"])
+    cis["clustered"] = chosen
+    if note:
+        notes.append(f"{where}: clustered by {unit}: {note}")
+    if fit["note"] and settings["ci"] == "bootstrap":
+        notes.append(f"{where}: Obuchowski's clustered variance: {fit['note']} (no variance ratio)")
+    return chosen, record
 
 
 def _choice_entry(boot: bootstrap.BootstrapResult, choice: thresholds.ThresholdChoice, operating: dict) -> dict:
@@ -617,13 +851,24 @@ def _comparison(data: LevelData, a: str, b: str, models: dict, notes: list[str])
     if not (va & vb).any():
         result = delong.unpaired_test(data.labels[va], data.scores[a].to_numpy()[va], data.labels[vb],
                                       data.scores[b].to_numpy()[vb], LEVEL, directions)
+        if data.groups is not None:
+            result["assumes"] = INDEPENDENT
+            notes.append(f"{data.name} level, {a} vs {b}: the unpaired DeLong test treats images as independent (no"
+                         " clustered unpaired test); the patient-level comparison is the one to read")
         return {**header, "cases": "different", **result}
     both = va & vb
     y = data.labels[both]
     if y.sum() < 2 or (~y).sum() < 2:
         notes.append(f"{data.name} level, {a} vs {b}: fewer than 2 cases or controls scored by both; no test")
         return None
-    result = delong.paired_test(y, data.scores[a].to_numpy()[both], data.scores[b].to_numpy()[both], LEVEL, directions)
+    score_a, score_b = data.scores[a].to_numpy()[both], data.scores[b].to_numpy()[both]
+    result = delong.paired_test(y, score_a, score_b, LEVEL, directions)
+    if data.groups is not None:  # images clustered in patients: Obuchowski's test, DeLong's kept for comparison
+        naive = result
+        result = clustered.clustered_paired_test(y, score_a, score_b, data.groups[both], LEVEL, directions)
+        result["clustered_by"] = models[a].get("clustered", {}).get("unit")
+        result["delong_independent"] = {**{k: naive[k] for k in ("test", "difference", "se", "z", "p", "ci_lower",
+                                                                 "ci_upper")}, "assumes": INDEPENDENT}
     same = bool((va == vb).all())
     if not same:
         notes.append(f"{data.name} level, {a} vs {b}: paired test on the {int(both.sum())} {data.name}s scored by both")
@@ -681,6 +926,8 @@ def _multiclass_level(data: LevelData, settings: dict, notes: list[str]) -> dict
                                    seed=settings["seed"])
         curve = roc.roc_curve(y, s, direction)
         chosen = cis[settings["ci"]]
+        if data.groups is not None:
+            chosen, record["clustered"] = _clustered_cis(y, s, data.groups, direction, settings, cis, where, notes)
         caveat = ci_caveat(fit.auc, chosen["lower"], chosen["upper"], record["n_cases"], record["n_controls"])
         _setup_warnings(where, data.name, fit.auc, direction, record["n_cases"], record["n_controls"], caveat, cls,
                         "of the other classes", settings, notes)

@@ -9,7 +9,14 @@ Every problem with the table is a UserError naming the column (one line). Conven
   table: it means "this model did not score this row". With one model, or in a multi-class
   table, it is an error; so is an infinite score, and so is a NaN *written* in a CSV cell (a
   model's NaN output; the CLI reads only empty cells as missing);
-- patient level: rows grouped by the patient (or study) column; see aggregate.py.
+- patient level: rows grouped by the patient (or study) column; see aggregate.py. The image
+  level then keeps each image's patient id (``LevelData.groups``) for the cluster-aware CIs, and
+  the patient level its patients' ids (``LevelData.ids``), in the same text form as the grouping.
+
+``screen_rows`` is the CLI's --scores screen: rows that cannot be analysed (a label cell left
+empty, no score in any score column, a file the scorer could not read) are taken out *before*
+the checks above and returned with their reason, for the flow of cases (flow.py), instead of
+stopping the evaluation or being dropped silently. ``evaluate_table`` itself still refuses them.
 
 ``read_scores_csv`` and ``read_readers_csv`` read the CLI's tables with these conventions;
 ``readers_file_kind`` tells the two kinds of --readers file apart (reader operating points, or a
@@ -36,6 +43,8 @@ class LevelData:
     scores: pd.DataFrame  # one column per score column; NaN = not scored by that model
     folds: np.ndarray | None
     n_images: np.ndarray | None = None  # images per patient (patient level)
+    groups: np.ndarray | None = None  # image level with a patient column: each image's patient id (text)
+    ids: np.ndarray | None = None  # patient level: each patient's id (text), in the order of ``labels``
 
 
 def _data_row(position: int) -> str:
@@ -62,6 +71,36 @@ def read_scores_csv(path) -> pd.DataFrame:
     """A scores table from a CSV file. Only empty cells are missing: a written "nan" is a model's
     NaN output, kept as text so that ``score_frame`` reports it."""
     return _read_csv(path, keep_default_na=False, na_values=[""])
+
+
+SCORER_STATUS = {"ok": None, "error": "unreadable", "skipped": "skipped by the scorer"}  # `tfxray score`'s status
+
+
+def screen_rows(df: pd.DataFrame, label_column: str, score_columns, status_column: str = "status"
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows to analyse, rows left out with a ``reason`` column) of a scores table read from CSV.
+
+    A row is left out, with the first reason that applies, when: its ``status`` is ``error``
+    ("unreadable") or ``skipped`` ("skipped by the scorer"), only when the table has the status
+    column of `tfxray score` (every value ok, error or skipped; another column of that name is
+    not read); its label cell is empty ("unknown label"); none of the score columns holds a
+    value ("no score": an empty cell; a written NaN is a model's output and stays an error, as
+    do a text or infinite score). Both tables keep the input's columns and row order.
+    """
+    score_columns = [score_columns] if isinstance(score_columns, str) else list(score_columns)
+    check_columns(df, label_column=label_column, score_column=score_columns)
+    reason = pd.Series([None] * len(df), index=df.index, dtype=object)
+    if status_column in df.columns:
+        status = df[status_column].astype(str).str.strip().str.lower().where(df[status_column].notna(), "")
+        if status.isin(list(SCORER_STATUS)).all():
+            for value, why in SCORER_STATUS.items():
+                if why is not None:
+                    reason[(status == value) & reason.isna()] = why
+    reason[df[label_column].isna() & reason.isna()] = "unknown label"
+    unscored = pd.concat([df[c].isna() for c in score_columns], axis=1).all(axis=1)
+    reason[unscored & reason.isna()] = "no score"
+    left_out = reason.notna()
+    return df[~left_out], df[left_out].assign(reason=reason[left_out])
 
 
 def read_readers_csv(path) -> pd.DataFrame:
@@ -147,6 +186,18 @@ def binary_labels(labels: pd.Series, label_column: str, positive) -> tuple[np.nd
     negative = next(v for v in values if v not in matches)
     is_positive = np.array([_same_label(v, positive) for v in labels], dtype=bool)
     return is_positive, str(matches[0]), str(negative)
+
+
+def class_names(values, classes) -> list:
+    """Each label value as the name of its class in ``classes`` (matched as ``binary_labels`` does:
+    as text, or as numbers when both are numbers), None for an empty cell, else the value as text."""
+    out = []
+    for value in values:
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+            out.append(None)
+            continue
+        out.append(next((str(c) for c in classes if _same_label(value, c)), str(value)))
+    return out
 
 
 def class_of_column(column: str) -> str:
@@ -245,6 +296,12 @@ def build_levels(df: pd.DataFrame, settings: dict) -> dict[str, LevelData]:
 
     patient_column = settings.get("patient_column")
     if patient_column:
+        missing = df[patient_column].isna().to_numpy()
+        if missing.any():
+            raise UserError(f"patient column {patient_column!r}: {int(missing.sum())} rows have no patient"
+                            f" (first: {_data_row(int(np.flatnonzero(missing)[0]))})")
+        # as aggregate_scores groups them: ids as text (17 and "17" are one patient)
+        levels["image"].groups = df[patient_column].astype(str).to_numpy()
         fold_key = settings.get("fold_column")
         extra = pd.DataFrame({fold_key: folds}) if folds is not None else None
         if multiclass:
@@ -264,7 +321,8 @@ def build_levels(df: pd.DataFrame, settings: dict) -> dict[str, LevelData]:
         patient_labels = table["__class__"].astype(str).to_numpy() if multiclass else table["label"].to_numpy(dtype=bool)
         patient_folds = table[fold_key].to_numpy() if folds is not None else None
         levels["patient"] = LevelData("patient", patient_labels, table[settings["score_columns"]].reset_index(drop=True),
-                                      patient_folds, table["n_images"].to_numpy())
+                                      patient_folds, table["n_images"].to_numpy(),
+                                      ids=table["group"].astype(str).to_numpy())
     return levels
 
 
@@ -274,7 +332,10 @@ def check_aggregate(aggregate: str) -> None:
 
 
 def readers_table(readers: pd.DataFrame | None, source: str = "readers") -> list[dict]:
-    """Reader operating points: name, sensitivity, specificity (proportions), optional level."""
+    """Reader operating points: name, sensitivity, specificity (proportions), optional level, and
+    optional CI limits (sensitivity_lower, sensitivity_upper, specificity_lower,
+    specificity_upper: proportions around the point; a limit left empty is not drawn). A point
+    without limits gets whiskers from the level's counts on the ROC figure (plots.py)."""
     if readers is None:
         return []
     needed = ["name", "sensitivity", "specificity"]
@@ -292,6 +353,23 @@ def readers_table(readers: pd.DataFrame | None, source: str = "readers") -> list
             if not 0 <= value <= 1:
                 raise UserError(f"{source}: {key} {value:g} in {_data_row(position)} is not a proportion in [0, 1]")
             point[key] = value
+        for key in ("sensitivity", "specificity"):
+            for side in ("lower", "upper"):
+                name = f"{key}_{side}"
+                given = record.get(name)
+                if given is None or (isinstance(given, float) and math.isnan(given)):
+                    continue
+                try:
+                    limit = float(given)
+                except (TypeError, ValueError):
+                    raise UserError(f"{source}: {name} {given!r} in {_data_row(position)} is not a number") from None
+                if not 0 <= limit <= 1:
+                    raise UserError(f"{source}: {name} {limit:g} in {_data_row(position)} is not a proportion in"
+                                    " [0, 1]")
+                if (side == "lower" and limit > point[key]) or (side == "upper" and limit < point[key]):
+                    raise UserError(f"{source}: {name} {limit:g} in {_data_row(position)} is on the wrong side of"
+                                    f" {key} {point[key]:g}")
+                point[name] = limit
         level = record.get("level")
         if level is not None and not (isinstance(level, float) and math.isnan(level)):
             if str(level) not in ("image", "patient"):

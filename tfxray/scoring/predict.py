@@ -9,12 +9,18 @@ cases.
 
 Images outside a model's training profile (``data.profile``) are not scored: they are left out
 of the analysis (for every run, so that the comparison stays paired), listed with their
-reason, and counted. A file that cannot be read still stops the evaluation (``RunError``): a
-manifest names images that should be there.
+reason, and counted (``RunsEvaluation.excluded``, and ``excluded_rows`` for the flow of cases).
+A file that cannot be read still stops the evaluation (``RunError``): a manifest names images
+that should be there.
+
+The scored table keeps the manifest's own columns (sex, site, difficulty, ...: whatever a CSV
+manifest holds besides tfxray's), one value per image, for ``--subgroup``; a column whose rows
+(boxes) of one image disagree is left out and named (``RunsEvaluation.left_out_columns``).
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.inputs import OK, OUTSIDE
-from ..data.manifest import Manifest, load_manifest
+from ..data.manifest import BOX_COLUMNS, IMAGE_COLUMNS, Manifest, canonical_columns, load_manifest
 from ..errors import RunError, UserError
 from ..models.bundle import Bundle, load_bundle
 from ..models.inference import predict_statuses, profile_note, score_columns
@@ -40,8 +46,11 @@ def predict_manifest(run: str | Path | Bundle, manifest: str | Path | Manifest, 
     ``run``: a run directory or its loaded bundle; ``manifest``: a manifest file or folder, or a
     loaded ``Manifest`` (e.g. a run's test split). Images outside the model's training profile
     are not in the table: ``info["excluded"]`` lists them as (path, reason) (none with
-    ``allow_modality``); ``info["note"]`` says when the model has no profile to check against;
-    ``info["manifest"]`` is the loaded manifest.
+    ``allow_modality``) and ``info["excluded_rows"]`` holds their rows (path, label, ids and
+    the manifest's other columns, no score); ``info["note"]`` says when the model has no profile
+    to check against; ``info["manifest"]`` is the loaded manifest. The table also holds the
+    manifest's other columns (``manifest_columns``); ``info["left_out_columns"]`` names those
+    left out and why.
     """
     bundle = run if isinstance(run, Bundle) else load_bundle(run)
     if not isinstance(manifest, Manifest):
@@ -59,6 +68,12 @@ def predict_manifest(run: str | Path | Bundle, manifest: str | Path | Manifest, 
         if column in images.columns:
             table[column] = images[column].to_numpy()
     columns = score_columns(bundle.meta.classes)
+    extra, left_out = manifest_columns(manifest, reserved=set(table.columns) | set(columns))
+    if extra is not None:
+        values = extra.set_index("path").reindex(table["path"])
+        for column in values.columns:
+            table[column] = values[column].to_numpy()
+    excluded_rows = table[statuses == OUTSIDE].reset_index(drop=True)
     if len(columns) == 1:
         table["score"] = scores[:, 0]
     else:
@@ -70,10 +85,43 @@ def predict_manifest(run: str | Path | Bundle, manifest: str | Path | Manifest, 
         "threshold": bundle.meta.threshold,
         "threshold_rule": bundle.meta.threshold_rule,
         "excluded": [(p, r) for p, s, r in zip(images["path"], statuses, reasons) if s == OUTSIDE],
+        "excluded_rows": excluded_rows,
         "note": profile_note(bundle.meta, not allow_modality),
         "manifest": manifest,
+        "left_out_columns": left_out,
     }
     return table[kept].reset_index(drop=True), info
+
+
+def manifest_columns(manifest: Manifest, reserved=()) -> tuple[pd.DataFrame | None, dict[str, str]]:
+    """(path + the CSV manifest's columns tfxray does not read itself, one row per image; {column
+    left out: why}). ``Manifest.images`` keeps tfxray's columns only; sex, site, difficulty and
+    the like are read here from the manifest file, the paths resolved as ``load_manifest`` does.
+    A column whose rows (boxes) of one image disagree is left out, as is one named like a column
+    of the scored table (``reserved``). A folder manifest has none: (None, {})."""
+    source = Path(manifest.source)
+    if not source.is_file():
+        return None, {}
+    try:
+        header = pd.read_csv(source, nrows=0).columns
+        raw = pd.read_csv(source, dtype=str).rename(columns=canonical_columns(header, source))
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"{source}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    known = set(IMAGE_COLUMNS) | set(BOX_COLUMNS)
+    names = [c for c in raw.columns if c not in known]
+    if not names or "path" not in raw.columns:
+        return None, {}
+    left_out = {c: "named like a column of the scored table" for c in names if c in reserved}
+    names = [c for c in names if c not in left_out]
+    raw["path"] = [os.path.abspath(p if Path(p).is_absolute() else (source.parent / p)) for p in raw["path"].astype(str)]
+    per_image = raw.groupby("path", sort=False)
+    for column in names:
+        if (per_image[column].nunique(dropna=False) > 1).any():
+            left_out[column] = "its rows (boxes) of one image disagree: not an attribute of the image"
+    names = [c for c in names if c not in left_out]
+    if not names:
+        return None, left_out
+    return raw[["path", *names]].drop_duplicates("path").reset_index(drop=True), left_out
 
 
 def split_manifest_path(run_dir: str | Path, split: str) -> Path:
@@ -112,6 +160,8 @@ class RunsEvaluation:
     excluded: pd.DataFrame  # path, run, reason: images outside a training profile, left out of the analysis
     bundles: dict[str, Bundle]  # score column -> its run's bundle
     manifests: dict[str, Manifest] = field(default_factory=dict)  # score column -> the cases it scored
+    excluded_rows: pd.DataFrame | None = None  # one row per excluded image (the table's columns, no score), reason
+    left_out_columns: dict[str, str] = field(default_factory=dict)  # manifest columns not in the table, and why
 
     def excluded_summary(self, file: str = "excluded.csv") -> dict | None:
         """report.json's ``excluded`` entry: how many images, by reason, and the file listing them."""
@@ -134,7 +184,7 @@ class RunsEvaluation:
 def evaluate_runs(runs: list, manifest=None, *, split: str | None = None, label_column: str | None = None,
                   positive=None, threshold: str | None = None, patient_column: str | None = None,
                   aggregate: str | None = None, batch_size: int = 32, progress: bool = True,
-                  allow_modality: bool = False, direction: str | None = None) -> RunsEvaluation:
+                  allow_modality: bool = False, direction: str | None = None, subgroups=()) -> RunsEvaluation:
     """Score the same cases with each run and settle ``evaluate_table``'s arguments.
 
     Cases: ``manifest`` (a file, folder or ``Manifest``), or with ``split`` ('test' or 'val')
@@ -145,7 +195,8 @@ def evaluate_runs(runs: list, manifest=None, *, split: str | None = None, label_
     column, positive class, thresholds, and the direction ``higher``: a model's score is its
     positive-class probability, so the curve is never flipped unless ``direction`` says so) and
     from the first run's recipe (``evaluate.patient_level``, ``evaluate.aggregate``), whose
-    section is checked before any image is scored.
+    section is checked before any image is scored; so are the ``subgroups`` columns, which the
+    manifest must hold.
     """
     from ..config import evaluate_config
     from ..evaluation.model_table import model_arguments, models_arguments, patient_level
@@ -169,12 +220,17 @@ def evaluate_runs(runs: list, manifest=None, *, split: str | None = None, label_
     manifests = {n: _cases(b, manifest, split) for n, b in zip(names, bundles)}
     if split is not None and len(bundles) > 1:
         _require_same_cases(manifests, split)
+    _check_subgroups(manifests[names[0]], subgroups)
     tables, notes, excluded = {}, [], []
+    excluded_rows, left_out = None, {}
     for name, bundle in zip(names, bundles):
         table, info = predict_manifest(bundle, manifests[name], batch_size=batch_size, progress=progress,
                                        allow_modality=allow_modality)
         tables[name] = table
         manifests[name] = info.get("manifest", manifests[name])
+        if excluded_rows is None:  # the first run's: every case it was given, with the manifest's columns
+            excluded_rows = info.get("excluded_rows")
+            left_out = info.get("left_out_columns") or {}
         excluded += [(p, name if len(bundles) > 1 else str(bundle.path), r) for p, r in info.get("excluded", [])]
         if info.get("note"):
             notes.append(f"{bundle.path}: {info['note']}" if len(bundles) > 1 else info["note"])
@@ -195,7 +251,45 @@ def evaluate_runs(runs: list, manifest=None, *, split: str | None = None, label_
     if table.empty and len(excluded):
         raise UserError(f"all {excluded['path'].nunique()} images lie outside the model's training profile (first:"
                         f" {excluded['reason'].iloc[0]}); --allow-modality evaluates them anyway")
-    return RunsEvaluation(table, arguments, notes, excluded, dict(zip(names, bundles)), manifests)
+    return RunsEvaluation(table, arguments, notes, excluded, dict(zip(names, bundles)), manifests,
+                          _excluded_rows(tables[names[0]], excluded_rows, excluded), left_out)
+
+
+def _check_subgroups(manifest, subgroups) -> None:
+    """Refuse, before scoring, a subgroup column the manifest does not hold (one line naming those it has)."""
+    if not subgroups:
+        return
+    if isinstance(manifest, Manifest):
+        source = Path(manifest.source)
+        columns = list(manifest.images.columns)
+    else:
+        source = Path(manifest)
+        columns = ["path", "label"]
+    if source.is_file():
+        header = pd.read_csv(source, nrows=0).columns
+        names = canonical_columns(header, source)
+        columns = list(dict.fromkeys(names.get(h, h) for h in header))
+    columns = [c for c in columns if c not in BOX_COLUMNS]
+    for column in subgroups:
+        if column not in columns:
+            raise UserError(f"--subgroup {column!r}: the manifest {source} has no such column (columns:"
+                            f" {', '.join(columns)})")
+
+
+def _excluded_rows(first: pd.DataFrame, outside: pd.DataFrame | None, excluded: pd.DataFrame) -> pd.DataFrame | None:
+    """One row per image left out of the analysis (outside a run's training profile), with the
+    scored table's columns where known and the ``reason`` "outside training profile"; None when none."""
+    if excluded.empty:
+        return None
+    paths = pd.Index(pd.unique(excluded["path"]), name="path")
+    known = [t for t in (outside, first) if t is not None and len(t)]
+    if not known:
+        return pd.DataFrame({"path": paths, "reason": "outside training profile"})
+    # an image the first run left out is in its excluded rows; one only another run left out, in its scored table
+    columns = (list(outside.columns) if outside is not None else
+               [c for c in first.columns if c != "score" and not c.startswith("score_")])
+    rows = pd.concat([t.reindex(columns=columns) for t in known]).drop_duplicates("path").set_index("path")
+    return rows.reindex(paths).reset_index().assign(reason="outside training profile")
 
 
 def _cases(bundle: Bundle, manifest, split: str | None):
@@ -224,6 +318,9 @@ def _merged(tables: dict[str, pd.DataFrame], excluded: set) -> pd.DataFrame:
     table = first[~first["path"].isin(excluded)].reset_index(drop=True)
     if len(names) == 1:
         return table
+    clash = [n for n in names if n in table.columns and n != "score"]
+    if clash:
+        raise UserError(f"{clash[0]}: a run directory named like a column of the manifest; rename or copy it")
     table = table.rename(columns={"score": names[0]})
     for name in names[1:]:
         scores = tables[name].drop_duplicates("path").set_index("path")["score"]
