@@ -264,7 +264,8 @@ def test_write_detection_report(hand_report, tmp_path):
     paths = write_detection_report(hand_report, tmp_path, detections, images, truth, roc_only=True,
                                    comparison=comparison)
     assert {p.name for p in tmp_path.iterdir()} == {"report.json", "report.md", "per_image.csv", "froc.png", "pr.png",
-                                                    "roc_image_max_box_score.png", "roc_image_max_box_score.svg"}
+                                                    "froc.svg", "pr.svg", "roc_image_max_box_score.png",
+                                                    "roc_image_max_box_score.svg"}
     assert set(paths) == {p.name for p in tmp_path.iterdir()}
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["ap50"] == pytest.approx(AP50) and saved["comparison"]["models"] == ["this", "other"]

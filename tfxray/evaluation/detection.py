@@ -670,6 +670,8 @@ def write_detection_report(report: dict, out_dir, detections: pd.DataFrame, imag
                                   f"FROC — {d['name']}, {report['counts']['images']} images,"
                                   f" {report['counts']['reference_boxes']} lesions")
     paths["pr.png"] = plot_pr(out_dir / "pr.png", {d["name"]: d}, f"Precision–recall of the boxes — {d['name']}")
+    for name in ("froc", "pr"):  # each figure's SVG twin (plots.save_figure)
+        paths[f"{name}.svg"] = out_dir / f"{name}.svg"
     files = {"report.json": out_dir / "report.json", "report.md": out_dir / "report.md",
              "per_image.csv": out_dir / "per_image.csv", **paths}
     atomic_write_text(files["per_image.csv"],

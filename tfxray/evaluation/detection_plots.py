@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..io import atomic_save_figure
-from .plots import DPI, fmt, number
+from .plots import fmt, number, save_figure
 
 COLORS = ["#1f4e9a", "#c0392b", "#27ae60", "#8e44ad", "#e67e22", "#16a085", "#7f8c8d"]
 FROC_LIMITS = (1 / 8, 8)
@@ -76,7 +75,7 @@ def plot_froc(path: Path, sections: dict[str, dict], title: str) -> Path:
     ax.set_title(title, fontsize=11)
     ax.grid(True, color="0.9", linewidth=0.8)
     ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_pr(path: Path, sections: dict[str, dict], title: str) -> Path:
@@ -112,9 +111,5 @@ def plot_pr(path: Path, sections: dict[str, dict], title: str) -> Path:
     ax.set_title(title, fontsize=11)
     ax.grid(True, color="0.9", linewidth=0.8)
     ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
-
-def _save(fig: Figure, path: Path) -> Path:
-    atomic_save_figure(fig, path, dpi=DPI)
-    return Path(path)

@@ -4,7 +4,7 @@ in the legend, score densities by class (step outlines), confusion matrix, per-f
 the subgroup forest plots and the flow of cases (flow.py); and from clinical_plots.py the
 precision-recall curve, the decision curve and the smoothed calibration curve.
 
-Every figure is written twice, atomically (``_save``): a PNG at 300 dpi and an SVG beside it (text
+Every figure is written twice, atomically (``save_figure``): a PNG at 300 dpi and an SVG beside it (text
 kept as text). Legends are at least 8 pt; series differ by line style (or marker) as well as by
 colour, from the Okabe-Ito palette (clinical_plots.OKABE_ITO: safe for colour-blind readers and
 legible in greyscale). Figures are built on ``matplotlib.figure.Figure`` (the Agg canvas) rather
@@ -205,7 +205,7 @@ def plot_roc(path: Path, curve: roc.RocCurve, model: dict, title: str, readers: 
         ax.text(0.98, 0.02, f"lower score = {positive}", transform=ax.transAxes, ha="right", fontsize=LEGEND_PT,
                 color="0.3")
     _legend_below(fig, ax)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _comparison_label(c: dict) -> str:
@@ -241,7 +241,7 @@ def plot_roc_overlay(path: Path, curves: dict[str, roc.RocCurve], models: dict, 
         ax.plot([], [], linestyle="none", label=_comparison_label(c))
     _roc_axes(ax, title)
     _legend_below(fig, ax)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _bin_edges(scores: np.ndarray) -> np.ndarray:
@@ -278,7 +278,7 @@ def plot_histograms(path: Path, labels: np.ndarray, scores: np.ndarray, model: d
     ax.grid(True, axis="y", color="0.9", linewidth=0.6)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _matrix_axes(ax, matrix: np.ndarray, names: list[str], title: str) -> None:
@@ -301,7 +301,7 @@ def plot_confusion(path: Path, model: dict, title: str, positive: str, negative:
     matrix = np.array([[op["tp"], op["fn"]], [op["fp"], op["tn"]]])
     fig, ax = _new_figure(4.8, 4.4)
     _matrix_axes(ax, matrix, [positive, negative], title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _with_svg(keep, png: Path) -> None:
@@ -345,7 +345,7 @@ def plot_fold_rocs(path: Path, fold_curves: dict[str, roc.RocCurve], pooled: roc
     _roc_axes(ax, f"{title}\nper-fold AUC {fmt(mean)} ± {fmt(sd)} (mean ± SD), direction '{model['direction']}' in"
                   " every fold")
     _legend_below(fig, ax, ncols=2 if len(fold_curves) > 5 else 1)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_multiclass_roc(path: Path, level: dict, data: LevelData, mapping: dict, title: str) -> Path:
@@ -361,7 +361,7 @@ def plot_multiclass_roc(path: Path, level: dict, data: LevelData, mapping: dict,
                 label=f"{cls} vs rest: AUC {fmt(record['auc'])} ({fmt(ci['lower'])}–{fmt(ci['upper'])}, {ci_label(ci)})")
     _roc_axes(ax, f"{title}\nmacro-average AUC {fmt(level['macro_auc'])}")
     _legend_below(fig, ax)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_multiclass_confusion(path: Path, level: dict, title: str) -> Path:
@@ -369,7 +369,7 @@ def plot_multiclass_confusion(path: Path, level: dict, title: str) -> Path:
     names = confusion["classes"]
     fig, ax = _new_figure(1.2 * len(names) + 2.5, 1.1 * len(names) + 2.2)
     _matrix_axes(ax, np.array(confusion["matrix"]), names, title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_subgroups(path: Path, entry: dict, report: dict) -> Path:
@@ -439,10 +439,10 @@ def plot_subgroups(path: Path, entry: dict, report: dict) -> Path:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     _legend_below(fig, ax, plot_height=plot_height, entries=(handles, labels))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: Figure, path) -> Path:
+def save_figure(fig: Figure, path) -> Path:
     """PNG at 300 dpi at ``path``, SVG (text kept as text) beside it; both atomic. Returns the PNG path."""
     path = Path(path)
     if path.suffix.lower() != ".png":
