@@ -14,14 +14,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..io import atomic_save_figure
 
-DPI = 300
+DPI = 300  # as plots.save_figure writes every figure
 WIDTH, HEIGHT = 5.5, 4.6
 LEGEND_PT = 8.5
 LABEL_PT = 10
@@ -65,14 +63,9 @@ def _style(ax, title: str | None, xlabel: str, ylabel: str) -> None:
 
 
 def _save(fig: Figure, path) -> Path:
-    """PNG at 300 dpi at ``path``, SVG (editable text) beside it; both atomic. Returns the PNG path."""
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        path = path.with_suffix(".png")
-    atomic_save_figure(fig, path, dpi=DPI)
-    with matplotlib.rc_context({"svg.fonttype": "none"}):
-        atomic_save_figure(fig, path.with_suffix(".svg"), dpi=DPI)
-    return path
+    from .plots import save_figure  # the one saver: PNG at 300 dpi and an SVG beside it
+
+    return save_figure(fig, path)
 
 
 def _level_pct(level) -> str:

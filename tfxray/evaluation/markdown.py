@@ -64,15 +64,10 @@ def _ci_method(ci: dict) -> str:
 
 
 def _ci_short(ci: dict) -> str:
-    """The CI method in a word or two, for the summary."""
-    method = ci["method"]
-    if method == "delong":
-        return "DeLong"
-    if method.startswith("Obuchowski"):
-        return f"Obuchowski, clustered by {ci.get('unit')}"
-    if method.startswith("cluster bootstrap"):
-        return f"cluster bootstrap by {ci.get('unit')}"
-    return "bootstrap"
+    """The CI method in a word or two, for the summary (as the figures' legends say it)."""
+    from .plots import ci_label
+
+    return ci_label(ci)
 
 
 def level_order(report: dict) -> list[str]:
