@@ -3,11 +3,19 @@
 No real X-ray data can be had offline, so the demo and the tests draw phantoms: soft
 tissue, long bones with a bright cortical rim and trabecular texture, exposure and
 position variation, noise; the fracture class carries a thin, irregular lucent line
-across a bone (sometimes displaced), at varying subtlety, with its bounding box.
+across a bone, with its bounding box.
 
-The fracture changes only a few hundred pixels, so global image statistics carry almost
-no signal (a test checks that a logistic regression on them stays near chance): a model
-has to find the line.
+The wrist phantoms are drawn from a difficulty mix (``--difficulty``, ``MIXES``): each fracture
+study gets a grade, ``displaced`` (a wide gap and a sideways step), ``undisplaced`` (a clear line,
+no step) or ``subtle`` (a faint hairline, half of them through one cortex only), recorded in the
+manifest's ``difficulty`` column (empty for normals); and every image, normal or not, may show
+overlapping structures or fracture mimics (the ulna superimposed on the radius, a skin fold, a
+nutrient canal) and vary in exposure, noise and sharpness. Published wrist-fracture models land
+at an AUC of about 0.90-0.98; the default mix puts the demo there, ``easy`` back near 1.
+
+The fracture changes only a few hundred pixels, and mimics, exposure and noise are drawn alike
+for both classes, so global image statistics carry almost no signal (a test checks that a
+logistic regression on them stays near chance): a model has to find the line.
 
 Each image is drawn from its own generator seeded by (seed, task, index), so a data set
 is deterministic for a seed and the same whatever the order of generation.
@@ -93,10 +101,111 @@ def _bone_density(bone: _Bone, u: np.ndarray, v: np.ndarray, texture: np.ndarray
     return (np.maximum(cortex, medulla) + 0.15 * inside) * ends
 
 
+# --------------------------------------------------------------------------- difficulty
+
+
+GRADES = ("displaced", "undisplaced", "subtle")  # fracture grades of the wrist phantoms, easiest first
+
+
+@dataclass(frozen=True)
+class Mix:
+    """A wrist data set's difficulty: the grades' shares among fracture studies, and image conditions
+    drawn alike for normal and fracture images."""
+
+    weights: tuple[float, float, float]  # displaced, undisplaced, subtle; sum 1
+    overlap: float  # share of images with an overlapping structure or a fracture mimic
+    exposure: float  # exposure spread: gain within 1 +/- this, and a contrast (gamma) change as large
+    noise: float  # the noisiest image has this many times the cleanest one's noise, and is blurrier
+
+    def describe(self) -> str:
+        grades = ",".join(f"{g}:{w:g}" for g, w in zip(GRADES, self.weights))
+        return f"{grades},overlap:{self.overlap:g},exposure:{self.exposure:g},noise:{self.noise:g}"
+
+
+MIXES: dict[str, Mix] = {
+    # clear fractures on clean images: the model separates the classes (AUC about 1)
+    "easy": Mix((0.6, 0.4, 0.0), overlap=0.0, exposure=0.08, noise=1.0),
+    # where published wrist models are (AUC about 0.90-0.98): the demo's small CNN, trained on it, scores
+    # about 0.93 on a large independent set (displaced 1.00, undisplaced 0.99, subtle 0.63)
+    "default": Mix((0.5, 0.35, 0.15), overlap=0.25, exposure=0.1, noise=1.3),
+    # mostly hairlines, many mimics, poor images
+    "hard": Mix((0.25, 0.25, 0.5), overlap=0.5, exposure=0.2, noise=2.0),
+}
+_CONDITIONS = {"overlap": (0.0, 1.0), "exposure": (0.0, 0.5), "noise": (1.0, 10.0)}  # key: allowed range
+
+
+def parse_mix(text: str | None) -> Mix:
+    """``--difficulty``: a named mix (``easy``, ``default``, ``hard``), grade weights
+    (``displaced:0.3,undisplaced:0.4,subtle:0.3``, relative, a grade left out weighs 0), image
+    conditions (``overlap:0.5``, ``exposure:0.2``, ``noise:2``), or a name followed by changes
+    (``hard,overlap:0``). What is not given comes from ``default`` (or the named mix)."""
+    where = "--difficulty"
+    if text is None or not str(text).strip():
+        return MIXES["default"]
+    items = [item.strip() for item in str(text).split(",")]
+    if any(not item for item in items):
+        raise UserError(f"{where}: empty item in {text!r} (expected NAME or KEY:VALUE items joined by commas)")
+    base = MIXES["default"]
+    if ":" not in items[0] and "=" not in items[0]:
+        name = items.pop(0).lower()
+        if name not in MIXES:
+            raise UserError(f"{where}: unknown mix {name!r} (valid: {', '.join(MIXES)}, or weights like "
+                            "displaced:0.3,undisplaced:0.4,subtle:0.3)")
+        base = MIXES[name]
+    grades: dict[str, float] = {}
+    conditions: dict[str, float] = {}
+    for item in items:
+        key, sep, value = item.replace("=", ":").partition(":")
+        key = key.strip().lower()
+        if not sep:
+            raise UserError(f"{where}: {item!r} is not KEY:VALUE (a mix name may only come first)")
+        if key not in GRADES and key not in _CONDITIONS:
+            raise UserError(f"{where}: unknown key {key!r} (grades: {', '.join(GRADES)}; "
+                            f"conditions: {', '.join(_CONDITIONS)})")
+        if key in grades or key in conditions:
+            raise UserError(f"{where}: {key!r} given twice")
+        try:
+            number = float(value)
+        except ValueError:
+            raise UserError(f"{where}: {key}: expected a number, got {value.strip()!r}") from None
+        if not np.isfinite(number):
+            raise UserError(f"{where}: {key}: expected a finite number, got {value.strip()!r}")
+        if key in GRADES:
+            if number < 0:
+                raise UserError(f"{where}: {key}: a weight cannot be negative, got {number:g}")
+            grades[key] = number
+        else:
+            low, high = _CONDITIONS[key]
+            if not low <= number <= high:
+                raise UserError(f"{where}: {key}: expected {low:g} to {high:g}, got {number:g}")
+            conditions[key] = number
+    weights = base.weights
+    if grades:
+        total = sum(grades.values())
+        if total <= 0:
+            raise UserError(f"{where}: the grade weights sum to 0 (give at least one of {', '.join(GRADES)} a weight)")
+        weights = tuple(grades.get(g, 0.0) / total for g in GRADES)
+    return Mix(weights, **{**{k: getattr(base, k) for k in _CONDITIONS}, **conditions})
+
+
+def draw_grade(u: float, mix: Mix) -> str:
+    """The grade a uniform draw ``u`` falls on (the same draw moves little as the weights change)."""
+    edges = np.cumsum(mix.weights)
+    edges = edges / edges[-1]  # exactly 1 at the end: a grade of weight 0 is never drawn, even after rounding
+    return GRADES[int(np.searchsorted(edges, u, side="right"))]
+
+
+# --------------------------------------------------------------------------- wrist
+
+
 def _fracture_line(
-    rng: np.random.Generator, bone: _Bone, u: np.ndarray, v: np.ndarray, thickness: float, size: int
+    rng: np.random.Generator, bone: _Bone, u: np.ndarray, v: np.ndarray, thickness: float, size: int,
+    extent: tuple[float, float] = (-1.1, 1.1),
 ) -> tuple[np.ndarray, float]:
-    """An irregular line across the bone: a smooth random wiggle plus jagged steps, inside the field."""
+    """An irregular line across the bone: a smooth random wiggle plus jagged steps, inside the field.
+
+    ``extent``: the part of the width it crosses, in half-widths (an incomplete line stops inside the bone).
+    """
     position = rng.uniform(-1, 1) * min(0.55 * bone.half_length, 0.3 * size)
     tilt = np.tan(np.deg2rad(rng.uniform(-35, 35)))
     freqs = rng.uniform(1.5, 4.0, size=3) / bone.half_width
@@ -106,53 +215,127 @@ def _fracture_line(
     centre = position + tilt * v + wiggle
     distance = np.abs(u - centre)
     line = np.clip(1 - distance / (thickness / 2 + 0.5), 0, 1)
+    across = v / bone.half_width
+    line *= np.clip(np.minimum(across - extent[0], extent[1] - across) * bone.half_width / 1.5 + 0.5, 0, 1)
     line *= np.abs(v) < bone.half_width * 1.02
     line *= np.abs(u) < bone.half_length
     return line, position
 
 
+def _draw_wrist_fracture(rng: np.random.Generator, grade: str, scale: float) -> dict:
+    """One grade's fracture parameters; the same draws whatever the grade (forcing a grade changes only the fracture).
+
+    thickness: px; depth: share of the bone signal lost in the line; shift: the distal fragment's step across
+    the axis, in half-widths; angle: its angulation, radians; extent: the part of the width the line crosses, in
+    half-widths.
+    """
+    f = rng.random(6)
+    sign = 1.0 if f[4] < 0.5 else -1.0
+    if grade == "displaced":  # a wide gap, the distal fragment shifted across the axis and angulated
+        return {"thickness": (8.0 + 6.0 * f[0]) * scale, "depth": 0.9 + 0.1 * f[1],
+                "shift": sign * (0.3 + 0.3 * f[2]), "angle": np.deg2rad(6 + 10 * f[5]) * sign, "extent": (-1.1, 1.1)}
+    if grade == "undisplaced":
+        return {"thickness": (6.0 + 4.0 * f[0]) * scale, "depth": 0.75 + 0.25 * f[1], "shift": 0.0, "angle": 0.0,
+                "extent": (-1.1, 1.1)}
+    # subtle: a hairline, faint; half of them incomplete, from one cortex over 45-85% of the width
+    extent = (-1.1, 1.1)
+    if f[2] < 0.5:
+        covered = 2 * (0.45 + 0.4 * f[3])
+        extent = (-1.1, -1.0 + covered) if sign > 0 else (1.0 - covered, 1.1)
+    return {"thickness": (2.0 + 1.5 * f[0]) * scale, "depth": 0.25 + 0.2 * f[1], "shift": 0.0, "angle": 0.0,
+            "extent": extent}
+
+
+MIMICS = ("superimposed", "skin_fold", "nutrient_canal")  # overlapping structures and fracture mimics
+
+
+def _skin_fold(rng: np.random.Generator, size: int, yy: np.ndarray, xx: np.ndarray, scale: float) -> np.ndarray:
+    """A skin fold: a long, gently curved edge of extra soft tissue with a thin lucent crease, across the field."""
+    px, py = size * rng.uniform(0.3, 0.7, size=2)
+    angle = rng.uniform(0, np.pi)
+    bend = rng.uniform(-1.5, 1.5) / size
+    along = (xx - px) * np.cos(angle) + (yy - py) * np.sin(angle)
+    d = (xx - px) * np.sin(angle) - (yy - py) * np.cos(angle) + bend * along**2
+    width, tissue, crease = rng.uniform(6, 16) * scale, rng.uniform(0.02, 0.05), rng.uniform(0.015, 0.04)
+    band = tissue * np.exp(-np.maximum(d, 0) / width) * (d > 0)
+    return band - crease * np.exp(-((d / (1.2 * scale)) ** 2))
+
+
+def _nutrient_canal(rng: np.random.Generator, bone: _Bone, u: np.ndarray, v: np.ndarray, rim: float,
+                    scale: float) -> np.ndarray:
+    """A nutrient canal: a short, thin lucent channel running obliquely in from one cortex (a fracture mimic)."""
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    u0 = rng.uniform(-0.5, 0.5) * bone.half_length * 0.6
+    angle = np.deg2rad(rng.uniform(15, 40))
+    length = rng.uniform(0.7, 1.4) * bone.half_width
+    thickness, depth = rng.uniform(1.2, 2.4) * scale, rng.uniform(0.25, 0.5)
+    v0 = side * bone.half_width * (1 - rim / 2)
+    du, dv = np.cos(angle) * rng.choice([-1.0, 1.0]), -side * np.sin(angle)  # inwards from the cortex
+    along = (u - u0) * du + (v - v0) * dv
+    across = np.abs(-(u - u0) * dv + (v - v0) * du)
+    ends = np.clip(np.minimum(along, length - along) / 2 + 0.5, 0, 1)
+    profile = np.clip(1 - across / (thickness / 2 + 0.5), 0, 1) * ends
+    return depth * profile
+
+
 def render_wrist(rng: np.random.Generator, size: int, fracture: bool, subject: dict) -> Phantom:
-    """A lateral-wrist-like phantom: radius and (often) ulna crossing the field."""
+    """A lateral-wrist-like phantom: radius and (often) ulna crossing the field.
+
+    ``subject`` may carry ``mix`` (a ``Mix``; ``default`` if absent) and, for a fracture, its
+    ``difficulty`` (a grade; drawn from the mix if absent). An image makes the same draws whatever
+    its grade and whether it shows a mimic, so forcing either changes only that.
+    """
+    mix = subject.get("mix") or MIXES["default"]
+    scale = size / 256
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     image = _soft_tissue(rng, size, yy, xx)
 
-    n_bones = 2 if rng.random() < subject["two_bones"] else 1
+    # Overlapping structures and mimics: drawn for every image, shown in a share ``mix.overlap`` of them
+    shown = rng.random() < mix.overlap
+    mimic = MIMICS[int(rng.integers(len(MIMICS)))] if shown else None
+    n_bones = 2 if rng.random() < subject["two_bones"] or mimic == "superimposed" else 1
     base_angle = np.deg2rad(rng.uniform(-18, 18))
     width = size * subject["bone_width"] * rng.uniform(0.92, 1.08)
-    bones = []
     centre_x = size * rng.uniform(0.42, 0.58)
-    for k in range(n_bones):
-        offset = (k - (n_bones - 1) / 2) * width * rng.uniform(2.3, 2.8)
+    spacing = width * (rng.uniform(0.5, 1.1) if mimic == "superimposed" else rng.uniform(2.3, 2.8))
+    crossing = np.deg2rad(rng.uniform(4, 10) * rng.choice([-1, 1]))  # superimposed bones cross at a small angle
+    bones = []
+    for k in range(2):
         bones.append(
             _Bone(
-                cx=centre_x + offset,
+                cx=centre_x + (k - (n_bones - 1) / 2) * spacing,
                 cy=size * rng.uniform(0.45, 0.55),
-                angle=base_angle + np.deg2rad(rng.uniform(-4, 4)),
+                angle=base_angle + np.deg2rad(rng.uniform(-4, 4)) + (crossing * k if mimic == "superimposed" else 0),
                 half_width=width / 2 * (1.0 if k == 0 else rng.uniform(0.7, 0.9)),
                 half_length=size * rng.uniform(0.75, 0.95),  # shafts cross the field: no bone end mimics a gap
             )
         )
+    bones = bones[:n_bones]
 
     texture = _smooth_noise(rng, (size, size), 1.2)
+    drawn = draw_grade(rng.random(), mix)
+    grade = subject.get("difficulty") or drawn
+    params = _draw_wrist_fracture(rng, grade, scale)
+    fractured = int(rng.integers(n_bones))
+    canal_bone = int(rng.integers(n_bones))
+    mimic_rng = np.random.default_rng(int(rng.integers(2**62)))  # the mimic's own draws: the rest stays as drawn
+    density_scales = subject["density"] * rng.uniform(0.9, 1.1, size=2)
     box = None
-    fractured = int(rng.integers(n_bones)) if fracture else -1
     for k, bone in enumerate(bones):
         u, v = _bone_coordinates(bone, yy, xx)
-        density_scale = subject["density"] * rng.uniform(0.9, 1.1)
-        if k == fractured:
-            thickness = rng.uniform(6.0, 10.0) * size / 256
-            line, position = _fracture_line(rng, bone, u, v, thickness, size)
-            displaced = rng.random() < 0.5
-            if displaced:  # the distal fragment slides across the axis
-                shift = rng.uniform(0.12, 0.35) * bone.half_width * rng.choice([-1, 1])
-                v = np.where(u > position + 0.0, v - shift, v)
+        density_scale = density_scales[k]
+        if fracture and k == fractured:
+            line, position = _fracture_line(rng, bone, u, v, params["thickness"], size, params["extent"])
+            if params["shift"] or params["angle"]:  # the distal fragment turns about the break and slides across
+                du, c, s = u - position, np.cos(params["angle"]), np.sin(params["angle"])
+                distal = u > position
+                u, v = (np.where(distal, position + du * c - v * s, u),
+                        np.where(distal, du * s + v * c - params["shift"] * bone.half_width, v))
             density = _bone_density(bone, u, v, texture, rim=subject["rim"])
-            depth = rng.uniform(0.8, 1.0)  # subtlety: share of the bone signal lost in the gap
-            density = density * (1 - depth * line)
-            mask = line > 0.2
-            ys, xs = np.nonzero(mask & (density > 0) | mask)
+            density = density * (1 - params["depth"] * line)
+            ys, xs = np.nonzero(line > 0.2)
             if len(xs):
-                margin = 3 * size / 256
+                margin = 3 * scale
                 box = (
                     float(max(xs.min() - margin, 0)),
                     float(max(ys.min() - margin, 0)),
@@ -161,14 +344,23 @@ def render_wrist(rng: np.random.Generator, size: int, fracture: bool, subject: d
                 )
         else:
             density = _bone_density(bone, u, v, texture, rim=subject["rim"])
+        if mimic == "nutrient_canal" and k == canal_bone:
+            density = density * (1 - _nutrient_canal(mimic_rng, bone, u, v, subject["rim"], scale))
         image = image + 0.55 * density_scale * density
+    if mimic == "skin_fold":
+        image = image + _skin_fold(mimic_rng, size, yy, xx, scale)
 
-    image = ndimage.gaussian_filter(image, 0.7 * size / 256)
-    # Exposure: gain and offset vary by image, with a smooth heel-effect ramp.
+    # Image quality: sharpness and noise vary by image, up to ``mix.noise`` times the cleanest's noise.
+    quality = rng.uniform(1.0, mix.noise)
+    image = ndimage.gaussian_filter(image, 0.7 * scale * (1 + 0.4 * (quality - 1)))
+    # Exposure: gain, contrast and offset vary by image, with a smooth heel-effect ramp.
+    gain = 1 + mix.exposure * rng.uniform(-1, 1)
+    gamma = np.exp(mix.exposure * rng.uniform(-1, 1))
     ramp = 1 + rng.uniform(-0.12, 0.12) * (yy / size - 0.5)
-    image = subject["exposure"] * rng.uniform(0.92, 1.08) * image * ramp + rng.uniform(0.05, 0.15)
-    image = image + rng.normal(0, rng.uniform(0.008, 0.018), image.shape)
-    return Phantom(np.clip(image, 0, 1).astype(np.float32), box if fracture else None)
+    image = subject["exposure"] * gain * np.clip(image, 0, None) ** gamma * ramp + rng.uniform(0.05, 0.15)
+    image = image + rng.normal(0, rng.uniform(0.008, 0.018) * quality, image.shape)
+    tags = {"difficulty": grade} if fracture else {}
+    return Phantom(np.clip(image, 0, 1).astype(np.float32), box if fracture else None, tags=tags)
 
 
 def _subject(rng: np.random.Generator) -> dict:
@@ -302,11 +494,12 @@ class Task:
     # finding shared by a study's views (``subject["study"]``); None: ``_subject``
     traits: Callable[[np.random.Generator, str], dict] | None = None
     image_columns: tuple[str, ...] = ()  # extra per-image manifest columns (Phantom.tags)
+    mixed: bool = False  # takes a difficulty mix (``--difficulty``), passed to ``render`` as ``subject["mix"]``
     box_columns: tuple[str, ...] = ()  # extra per-box manifest columns (Finding.tags)
 
 
 TASKS: dict[str, Task] = {
-    "wrist": Task(render_wrist, ("normal", "fracture")),
+    "wrist": Task(render_wrist, ("normal", "fracture"), image_columns=("difficulty",), mixed=True),
     "spine": Task(render_spine, ("normal", "fracture"), body_part="LSPINE"),
     "ct": Task(render_ct_slice, ("benign", "malignant"), slices=True, box_every_image=True, body_part="SPINE"),
     "pelvis": Task(_render_pelvis, ("normal", "fracture"), body_part="PELVIS", views=(1, 2), traits=_pelvis_traits,
@@ -371,12 +564,17 @@ def synthesize(
     seed: int = 0,
     fmt: str = "png",
     size: int = 256,
+    difficulty: str | Mix | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Write ``n`` phantoms and ``manifest.csv`` into ``out_dir``; return the manifest.
 
     The manifest has one row per box (an image without a box keeps one row), plus the task's
-    extra columns: ``site`` per image, ``side`` and ``difficulty`` per box (detection tasks).
+    extra columns: ``difficulty`` per image (wrist: the fracture's grade, empty for normals),
+    ``site`` per image, ``side`` and ``difficulty`` per box (detection tasks).
+
+    ``difficulty``: the wrist phantoms' mix (see ``parse_mix``; None: ``default``). Each fracture
+    study draws its grade from the mix, shared by its views.
     """
     if task not in TASKS:
         raise UserError(f"--task: unknown task {task!r} (valid: {', '.join(TASKS)})")
@@ -386,15 +584,21 @@ def synthesize(
         raise UserError(f"--n: must be at least 1, got {n}")
     if size < 32:
         raise UserError(f"--size: must be at least 32, got {size}")
+    spec = TASKS[task]
+    if difficulty is not None and not spec.mixed:
+        raise UserError(f"--difficulty: only the {', '.join(k for k, t in TASKS.items() if t.mixed)} task takes a "
+                        f"mix, not {task}")
+    mix = difficulty if isinstance(difficulty, Mix) else parse_mix(difficulty)
     out_dir = Path(out_dir)
     plan = plan_dataset(n, seed, task)
-    spec = TASKS[task]
     if spec.traits is None:
         subjects = {pid: _subject(_rng(seed, task, "subject", pid)) for pid in plan.patient_id.unique()}
     else:
         subjects = {pid: spec.traits(_rng(seed, task, "subject", pid), "subject") for pid in plan.patient_id.unique()}
         studies = {sid: spec.traits(_rng(seed, task, "study", sid), "study") for sid in plan.study_id.unique()}
     series = {sid: _series_traits(_rng(seed, task, "series", sid)) for sid in plan.study_id.unique()}
+    if spec.mixed:  # a study's grade, shared by its views (normal studies draw one too, unused)
+        grades = {sid: draw_grade(_rng(seed, task, "difficulty", sid).random(), mix) for sid in plan.study_id.unique()}
     rows = []
     from ..progress import progress as progress_bar
 
@@ -405,6 +609,8 @@ def synthesize(
             subject = {**subject, "series": series[item.study_id], "offset": item.offset}
         if spec.traits is not None:
             subject = {**subject, "study": studies[item.study_id]}
+        if spec.mixed:
+            subject = {**subject, "mix": mix, "difficulty": grades[item.study_id]}
         phantom = spec.render(rng, size, item.label == spec.classes[1], subject)
         rel = Path("images") / item.patient_id / f"{item.study_id}_{item.view}.{'dcm' if fmt == 'dicom' else 'png'}"
         path = out_dir / rel

@@ -24,8 +24,10 @@ def run_demo(
     seed: int = 0,
     epochs: int | None = None,
     n_panels: int = 6,
+    difficulty: str | None = None,
     say: Callable[[str], None] = print,
 ) -> DemoResult:
+    """``difficulty``: the phantoms' difficulty mix (``tfxray synth --difficulty``; None: ``default``)."""
     from ..config import load_recipe
     from ..data.manifest import load_manifest
     from ..data.splits import read_split_table
@@ -45,11 +47,15 @@ def run_demo(
     def step(name: str):
         timings[name] = round(time.perf_counter() - started - sum(timings.values()), 1)
 
-    say(f"[1/6] synthesising {n_images} wrist phantoms (seed {seed})")
+    from ..data.synth import parse_mix
+
+    mix = parse_mix(difficulty)
+    say(f"[1/6] synthesising {n_images} wrist phantoms (seed {seed}, difficulty {difficulty or 'default'})")
     data_dir = out / "data"
     if data_dir.exists():
         shutil.rmtree(data_dir)
-    synthesize(data_dir, task="wrist", n=n_images, seed=seed, fmt="png")
+    # 192 px: twice the recipe's input size, as 256 px phantoms were for 128 px
+    synthesized = synthesize(data_dir, task="wrist", n=n_images, seed=seed, fmt="png", size=192, difficulty=mix)
     step("synthesise")
 
     say("[2/6] training (patient-grouped 80:10:10 split)")
@@ -73,6 +79,10 @@ def run_demo(
     report = evaluate_table(scores, **arguments)
     files = write_report(report, scores, evaluation_dir)
     say(format_summary(report))
+    by_difficulty = _auc_by_difficulty(scores, synthesized, data_dir)
+    if by_difficulty:
+        say("  test AUC by fracture grade (its fractures against all test normals): " + "; ".join(
+            f"{g} {v['auc']:.3f} (n={v['n_fractures']})" for g, v in by_difficulty.items()))
     step("evaluate")
 
     say("[4/6] scoring a folder (test images, plus a broken file and a note)")
@@ -113,6 +123,7 @@ def run_demo(
         "threshold_rule": bundle.meta.threshold_rule,
         "n_test_images": int(len(scores)),
         "n_test_patients": int(scores["patient_id"].nunique()),
+        "difficulty": {"mix": difficulty or "default", "resolved": mix.describe(), "test_auc_by_grade": by_difficulty},
         "pointing_game": localisation,
         "scoring": {"files": summary.total, "scored": summary.scored, "errors": summary.errors, "skipped": summary.skipped},
         "seconds": timings,
@@ -127,6 +138,23 @@ def run_demo(
     atomic_write_json(out / "report.json", demo_report)
     atomic_write_text(out / "report.md", _markdown(demo_report))
     return DemoResult(out, demo_report)
+
+
+def _auc_by_difficulty(scores, synthesized, data_dir: Path) -> dict:
+    """Per fracture grade: the AUC of that grade's test fractures against all test normals (higher score = fracture)."""
+    from ..evaluation.roc import auc
+
+    grades = {str((data_dir / p).resolve()): g for p, g in zip(synthesized["path"], synthesized["difficulty"])}
+    grade = scores["path"].map(lambda p: grades.get(str(Path(p).resolve())))
+    normal = (scores["label"] == "normal").to_numpy()
+    result = {}
+    for name in ("displaced", "undisplaced", "subtle"):
+        cases = (grade == name).to_numpy() & ~normal
+        if cases.any() and normal.any():
+            keep = cases | normal
+            value = auc(cases[keep].astype(int), scores["score"].to_numpy()[keep], direction="<")
+            result[name] = {"auc": round(float(value), 4), "n_fractures": int(cases.sum())}
+    return result
 
 
 def _markdown(report: dict) -> str:
@@ -144,12 +172,18 @@ def _markdown(report: dict) -> str:
     if ci[0] == ci[1]:
         auc_line += ("; the interval has no width: the test images are perfectly separated, and so small a test set "
                      "cannot say how often the model would fail")
+    difficulty = report.get("difficulty") or {}
+    by_grade = difficulty.get("test_auc_by_grade") or {}
     lines = [
         "# tfxray demo report",
         "",
         "Synthetic wrist phantoms, small CNN trained from random weights (real use starts from ImageNet weights).",
         "",
         auc_line,
+        *([f"- Difficulty mix `{difficulty['mix']}` ({difficulty['resolved']}); test AUC by fracture grade "
+           "(its fractures against all test normals): "
+           + "; ".join(f"{g} {v['auc']:.3f} (n={v['n_fractures']})" for g, v in by_grade.items())]
+          if by_grade else []),
         f"- Threshold: {report['threshold']:.3f} ({report['threshold_rule']})",
     ]
     if pg.get("n"):
