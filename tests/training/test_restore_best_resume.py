@@ -114,9 +114,11 @@ def test_train_resumed_after_a_kill_saves_the_best_epoch_of_both_attempts(wrist_
     before = pd.read_csv(run / "history.csv")
     assert metadata["best"]["epoch"] == int(before.val_loss.idxmin()) + 1
 
-    train(recipe, manifest, run, resume=True, verbose=0)
+    result = train(recipe, manifest, run, resume=True, verbose=0)
     history = pd.read_csv(run / "history.csv")
     assert list(history.epoch) == [1, 2, 3, 4, 5]
     best = int(history.val_loss.idxmin())
-    assert best + 1 < 3  # before the kill (epoch 2 here): only the checkpoint remembers it
+    # The saved model is the best epoch of both attempts, wherever it fell. Whether it came before
+    # the kill depends on the phantoms; the one-weight tests above force that case.
     assert validation_loss(run) == pytest.approx(history.val_loss.iloc[best], rel=1e-3)
+    assert result.restored.epoch == best + 1
