@@ -1,31 +1,141 @@
-"""Atomic file output: a crash never leaves a half-written result behind."""
+"""Safe file output: a crash, a full disk or a second writer never leaves a half-written result behind.
+
+- ``atomic_path`` (and the ``atomic_write_*`` helpers): a temporary file beside the target, moved
+  into place only when the block succeeds. Temporary names are ``.{name}.{host}-{pid}.XXXXXXXX.tmp{suffix}``:
+  hidden (``list_files`` and the folder checks pass them by), and owned. The first atomic write of a
+  process into a folder removes the temporary files that a killed process of this machine left
+  there (``sweep_stale_temps``: its pid no longer alive); a live writer's files are never touched.
+- A write that fails (a full disk, a read-only file system, a quota) is a one-line ``RunError``
+  naming the target and the system's reason (``write_error``), never a traceback.
+- ``check_writable``: before any work, a one-line ``UserError`` when an output location cannot be
+  written (read-only, no such folder permission). Creates nothing.
+- ``exclusive_lock``: one writer per output file (``flock`` on ``<out>.lock``), the second one
+  refused in one line naming the holder's pid.
+- ``owned_folder``: a command's output folder that holds only what that command wrote (a record,
+  ``.tfxray-outputs.json``), so a new run replaces an earlier run's files and leaves none stale,
+  and never removes a file it did not write.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
+
+from .errors import RunError, UserError
+
+# --------------------------------------------------------------------------------------------- temporary files
+
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]  # several machines may share a folder (NFS)
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<host>[0-9a-f]{6})-(?P<pid>\d+)\.[a-z0-9_]{8}\.tmp(?P<suffix>\..*)?$")
+_OLD_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\..*)?$")  # before the owner was in the name: never removed
+_swept: set[str] = set()  # folders this process has already cleaned (once per folder, not per write)
+
+
+def temp_prefix(name: str) -> str:
+    """The start of this process's temporary names for ``name`` (``tempfile`` adds 8 random characters)."""
+    return f".{name}.{_HOST}-{os.getpid()}."
+
+
+def is_temp_name(name: str) -> bool:
+    """A temporary file of an atomic write (this version's or an earlier one's): never a result."""
+    return bool(TEMP_NAME.match(name) or _OLD_TEMP_NAME.match(name))
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def sweep_stale_temps(folder: str | os.PathLike, *, force: bool = False) -> list[Path]:
+    """Remove the temporary files of atomic writes in ``folder`` whose process is gone (killed, say, by
+    ``kill -9``); only those of this machine (a pid means nothing on another host), never a live one's.
+    Done once per folder per process unless ``force``. Returns what was removed."""
+    folder = Path(folder)
+    key = os.path.abspath(folder)
+    if key in _swept and not force:
+        return []
+    _swept.add(key)
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = TEMP_NAME.match(name)
+        if match is None or match["host"] != _HOST or pid_alive(int(match["pid"])):
+            continue
+        try:
+            os.unlink(folder / name)
+            removed.append(folder / name)
+        except OSError:  # gone already, or not ours to remove: leave it
+            pass
+    return removed
+
+
+# --------------------------------------------------------------------------------------------- write errors
+
+
+def write_error(path: str | os.PathLike, exc: OSError) -> RunError:
+    """A failed write as one line: the target and the system's reason (e.g. 'No space left on device')."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return RunError(f"{path}: could not be written ({reason})")
+
+
+def _is_about(exc: OSError, *paths) -> bool:
+    """True when ``exc`` is about writing one of ``paths`` (or names no file at all, as a failed write() does)."""
+    return exc.filename is None or str(exc.filename) in {str(p) for p in paths}
+
+
+# --------------------------------------------------------------------------------------------- atomic output
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
+    """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
+
+    An ``OSError`` while writing it (full disk, read-only file system) becomes a one-line
+    ``RunError`` naming ``path``; the target keeps its earlier content and no temporary file stays.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp" + path.suffix, dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     try:
         yield Path(tmp)
         # mkstemp makes the file owner-only (0600); the result gets the mode any new file would (umask)
         if os.path.exists(tmp):
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        if not _is_about(exc, tmp, path):
+            raise  # e.g. a source file the block reads: not a write failure
+        raise write_error(path, exc) from None
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        try:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def _umask() -> int:
@@ -57,3 +167,239 @@ def atomic_save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
     return Path(path)
+
+
+# --------------------------------------------------------------------------------------------- appending rows
+
+
+def append_whole(fd: int, data: bytes, path: str | os.PathLike) -> None:
+    """Append ``data`` (whole CSV rows) to the file open at ``fd`` (O_APPEND) with one ``write``, then fsync.
+
+    A regular file takes the write whole, or the disk is full: a short or failed write (or fsync) cuts
+    the file back to where it was, so no torn row stays, and raises a one-line ``RunError``.
+    """
+    start = os.fstat(fd).st_size
+    try:
+        written = os.write(fd, data)
+        if written != len(data):  # a full disk takes what fits and refuses the rest
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.fsync(fd)
+    except OSError as exc:
+        try:
+            os.ftruncate(fd, start)
+        except OSError:
+            pass
+        raise write_error(path, exc) from None
+
+
+# --------------------------------------------------------------------------------------------- checks up front
+
+
+def check_writable(path: str | os.PathLike, option: str = "--out", *, folder: bool = False) -> Path:
+    """Refuse in one line (``UserError``) an output location that cannot be written, before any work.
+
+    ``path`` is a file to write (``folder=False``: its folder must take a new file, and an existing
+    file must open for writing) or a folder to write into. Folders that do not exist yet are not
+    created: their nearest existing parent must take new entries. Probes with a temporary file of
+    this process (removed at once).
+    """
+    path = Path(path)
+    where = f"{option} {path}"
+    if path.exists():
+        if folder and not path.is_dir():
+            raise UserError(f"{where}: not a folder")
+        if not folder and path.is_dir():
+            raise UserError(f"{where}: is a folder; give a file name")
+    probe = path if folder else path.parent
+    probe = Path(os.path.abspath(probe))
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{where}: {probe} is not a folder")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix("write-check"), suffix=".tmp", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise UserError(f"{where}: cannot write there ({exc.strerror or exc})") from None
+    if not folder and path.is_file():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        except OSError as exc:
+            raise UserError(f"{where}: cannot write it ({exc.strerror or exc})") from None
+    return path
+
+
+# --------------------------------------------------------------------------------------------- one writer
+
+
+class LockHeld(UserError):
+    """Another process holds the output's lock."""
+
+    def __init__(self, message: str, pid: int | None):
+        super().__init__(message)
+        self.pid = pid
+
+
+def lock_path(target: str | os.PathLike) -> Path:
+    target = Path(target)
+    return target.with_name(target.name + ".lock")
+
+
+@contextmanager
+def exclusive_lock(target: str | os.PathLike, busy: str = "another process is writing it",
+                   hint: str = "") -> Iterator[Path]:
+    """Hold an exclusive, non-blocking ``flock`` on ``<target>.lock`` (holding this process's pid) for the block.
+
+    A second holder is refused at once with a ``LockHeld`` (a ``UserError``): "TARGET: BUSY (lock held
+    by pid N)HINT". The kernel drops the lock when its process dies (even by ``kill -9``), so a
+    leftover lock file blocks nothing. The file is removed when the block ends; a process that
+    opened it just before that notices (its inode is no longer the path's) and takes the new one.
+    """
+    target = Path(target)
+    path = lock_path(target)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise write_error(path, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _read_pid(fd)
+            os.close(fd)
+            held = f"lock held by pid {pid}" if pid else f"lock held: {path}"
+            raise LockHeld(f"{target}: {busy} ({held}){hint}", pid) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # removed by the holder that just finished: lock the new file
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield path
+    finally:
+        try:
+            os.unlink(path)  # while still holding the lock: see above
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        return int(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------- owned folders
+
+RECORD_NAME = ".tfxray-outputs.json"
+
+
+def _files_under(folder: Path) -> dict[str, tuple]:
+    """Every regular file under ``folder`` (relative, '/'-separated) and its signature, leaving out the
+    record, lock files and temporary files of atomic writes; links to folders are not followed."""
+    found = {}
+    if not folder.is_dir():
+        return found
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in names:
+            if name == RECORD_NAME or is_temp_name(name) or name.endswith(".lock"):
+                continue
+            full = os.path.join(root, name)
+            try:
+                info = os.stat(full, follow_symlinks=False)
+            except OSError:
+                continue
+            found[os.path.relpath(full, folder).replace(os.sep, "/")] = (info.st_ino, info.st_mtime_ns, info.st_size)
+    return found
+
+
+def read_record(folder: str | os.PathLike) -> dict | None:
+    try:
+        record = json.loads((Path(folder) / RECORD_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("files"), list) else None
+
+
+class OwnedFolder:
+    """What ``owned_folder`` found: the earlier run's files (``earlier``) and the others (``foreign``)."""
+
+    def __init__(self, folder: Path, earlier: set[str], foreign: set[str]):
+        self.folder, self.earlier, self.foreign = folder, earlier, foreign
+        self.removed: list[str] = []  # the earlier run's files the new one did not write, removed at the end
+
+
+@contextmanager
+def owned_folder(folder: str | os.PathLike, *, command: str, overwrite: bool = False, option: str = "--out",
+                 earlier: Callable[[Path, set[str]], set[str]] | None = None) -> Iterator[OwnedFolder]:
+    """A command's output folder that never mixes two runs' files.
+
+    The folder is empty (or missing), or holds an earlier run of ``command`` (listed in its record,
+    ``.tfxray-outputs.json``; ``earlier(folder, files)`` names them for a folder written before the
+    record existed): the block writes, and when it succeeds the earlier run's files it did not
+    write again are removed, so none is left stale. Any other file (``foreign``) needs ``overwrite``,
+    and is never removed. The record then lists exactly what the block wrote (after a failure, what
+    either run wrote, so the next run still knows them).
+    """
+    folder = Path(folder)
+    before = _files_under(folder)
+    record = read_record(folder)
+    if record is not None and record.get("command") == command:
+        ours = set(record["files"]) & set(before)
+    elif earlier is not None and before:
+        ours = set(earlier(folder, set(before))) & set(before)
+    else:
+        ours = set()
+    foreign = set(before) - ours
+    if foreign and not overwrite:
+        n = len(foreign)
+        raise UserError(f"{option} {folder}: not empty ({n} file{'s' if n != 1 else ''}); choose an empty folder or"
+                        " pass --overwrite")
+    state = OwnedFolder(folder, ours, foreign)
+    ok = False
+    try:
+        yield state
+        ok = True
+    finally:
+        after = _files_under(folder)
+        written = {rel for rel, sig in after.items() if before.get(rel) != sig}
+        if ok:
+            for rel in sorted(ours - written):
+                if after.get(rel) == before.get(rel):  # untouched since: the earlier run's, stale now
+                    try:
+                        os.unlink(folder / rel)
+                        state.removed.append(rel)
+                    except OSError:
+                        pass
+            _remove_empty_folders(folder, {str(Path(rel).parent) for rel in state.removed})
+            kept = written
+        else:
+            kept = (ours | written) & set(after)
+        if kept or (record is not None and folder.is_dir()):
+            try:
+                atomic_write_json(folder / RECORD_NAME, {"command": command, "files": sorted(kept)})
+            except RunError:
+                if ok:
+                    raise
+        state.written = sorted(written)
+
+
+def _remove_empty_folders(folder: Path, relatives: set[str]) -> None:
+    """Remove the sub-folders of ``folder`` that removing stale files left empty (deepest first)."""
+    for rel in sorted(relatives, key=lambda r: -len(Path(r).parts)):
+        current = folder / rel
+        while current != folder and folder in current.parents:
+            try:
+                current.rmdir()  # only when empty
+            except OSError:
+                break
+            current = current.parent

@@ -122,6 +122,26 @@ def _chosen(kind: str, target: float | None, tp: np.ndarray, tn: np.ndarray, m: 
     return np.sum(tn < target * n - _TOLERANCE, axis=1)  # specificity: the first point meeting the target
 
 
+def resampled_counts(case_counts: np.ndarray, control_counts: np.ndarray, n_bootstrap: int, seed: int):
+    """Stratified resamples as counts per distinct score: yields ``(start, cases, controls)`` chunks of
+    (b, k) arrays, rows ``start .. start + b`` of ``n_bootstrap``. Each class is redrawn with its size
+    fixed (a multinomial over that class's observed scores), so one row is one bootstrap sample
+    without materialising its indices; chunks keep the arrays near ``_CHUNK_CELLS`` cells."""
+    k = len(case_counts)
+    m, n = int(case_counts.sum()), int(control_counts.sum())
+    case_slots, control_slots = np.flatnonzero(case_counts), np.flatnonzero(control_counts)
+    case_p, control_p = case_counts[case_slots] / m, control_counts[control_slots] / n
+    rng = np.random.default_rng(seed)
+    chunk = max(1, _CHUNK_CELLS // max(k, 1))
+    for start in range(0, n_bootstrap, chunk):
+        b = min(chunk, n_bootstrap - start)
+        cases = np.zeros((b, k))
+        controls = np.zeros((b, k))
+        cases[:, case_slots] = rng.multinomial(m, case_p, size=b)
+        controls[:, control_slots] = rng.multinomial(n, control_p, size=b)
+        yield start, cases, controls
+
+
 def stratified_bootstrap(
     labels,
     scores,
@@ -147,23 +167,15 @@ def stratified_bootstrap(
     k = len(unique)
     case_counts = np.bincount(inverse[labels], minlength=k)
     control_counts = np.bincount(inverse[~labels], minlength=k)
-    case_slots, control_slots = np.flatnonzero(case_counts), np.flatnonzero(control_counts)
     m, n = int(labels.sum()), int((~labels).sum())
-    case_p, control_p = case_counts[case_slots] / m, control_counts[control_slots] / n
 
-    rng = np.random.default_rng(seed)
     grid = np.asarray(grid, dtype=np.float64)
     aucs = np.empty(n_bootstrap)
     band = np.empty((n_bootstrap, len(grid)))
     chosen_se = np.empty(n_bootstrap) if choice else None
     chosen_sp = np.empty(n_bootstrap) if choice else None
-    chunk = max(1, _CHUNK_CELLS // max(k, 1))
-    for start in range(0, n_bootstrap, chunk):
-        b = min(chunk, n_bootstrap - start)
-        cases = np.zeros((b, k))
-        controls = np.zeros((b, k))
-        cases[:, case_slots] = rng.multinomial(m, case_p, size=b)
-        controls[:, control_slots] = rng.multinomial(n, control_p, size=b)
+    for start, cases, controls in resampled_counts(case_counts, control_counts, n_bootstrap, seed):
+        b = len(cases)
         controls_below = np.cumsum(controls, axis=1) - controls
         aucs[start:start + b] = np.sum(cases * (controls_below + controls / 2.0), axis=1) / (m * n)
         # Operating point j (score >= unique[j] positive; j = k: nothing positive):

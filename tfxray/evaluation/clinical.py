@@ -35,6 +35,7 @@ from scipy import special, stats
 
 from ..errors import UserError
 from .binomial import clopper_pearson, proportion
+from .bootstrap import resampled_counts
 
 DEFAULT_THRESHOLDS = np.round(np.arange(0.01, 1.0, 0.01), 10)
 CLIP_EPS = 1e-6  # probabilities are clipped to [CLIP_EPS, 1 - CLIP_EPS] before taking logits
@@ -310,19 +311,9 @@ def precision_recall(labels, scores, *, n_bootstrap: int = 2000, seed: int = 0, 
 
     ci = None
     if n_bootstrap:
-        m, n = int(y.sum()), int((~y).sum())
-        case_slots, control_slots = np.flatnonzero(case_counts), np.flatnonzero(control_counts)
-        case_p, control_p = case_counts[case_slots] / m, control_counts[control_slots] / n
-        rng = np.random.default_rng(seed)
         aps = np.empty(n_bootstrap)
-        chunk = max(1, _CHUNK_CELLS // max(k, 1))
-        for start in range(0, n_bootstrap, chunk):
-            b = min(chunk, n_bootstrap - start)
-            cases = np.zeros((b, k))
-            controls = np.zeros((b, k))
-            cases[:, case_slots] = rng.multinomial(m, case_p, size=b)
-            controls[:, control_slots] = rng.multinomial(n, control_p, size=b)
-            aps[start:start + b] = _average_precision_counts(cases, controls)
+        for start, cases, controls in resampled_counts(case_counts, control_counts, n_bootstrap, seed):
+            aps[start:start + len(cases)] = _average_precision_counts(cases, controls)
         alpha = (1 - level) / 2
         low, high = np.quantile(aps, [alpha, 1 - alpha])
         ci = {"lower": float(low), "upper": float(high),

@@ -197,26 +197,14 @@ def clustered_paired_test(labels, scores_a, scores_b, clusters, level: float = 0
     var_a, var_b, cov = _covariance(comp_aa), _covariance(comp_bb), _covariance(comp_ab)
     variance = var_a + var_b - 2 * cov
     sigma = float(np.sqrt(variance)) if variance >= 0 else float("nan")
-    difference = auc_a - auc_b
-    if sigma == 0:
-        z = 0.0 if difference == 0 else float(np.sign(difference) * np.inf)
-    else:
-        z = difference / sigma
-    half = _z(level) * sigma
     return {
         "test": "Obuchowski (1997) clustered test of two correlated ROC curves",
         "auc_a": float(auc_a),
         "auc_b": float(auc_b),
         "directions": [dir_a, dir_b],
-        "difference": float(difference),
-        "se": sigma,
+        **delong.difference_z_test(auc_a - auc_b, sigma, level),
         "se_a": float(np.sqrt(var_a)),
         "se_b": float(np.sqrt(var_b)),
-        "z": float(z),
-        "p": float(2 * stats.norm.sf(abs(z))),
-        "ci_lower": float(difference - half),
-        "ci_upper": float(difference + half),
-        "level": level,
         "correlation": float(cov / np.sqrt(var_a * var_b)) if var_a > 0 and var_b > 0 else float("nan"),
         "n_images": int(len(labels)),
         "n_cases": int(labels.sum()),

@@ -102,6 +102,18 @@ def delong_ci(labels, scores, level: float = 0.95, direction: str = "<") -> Delo
     return DelongCI(p.auc, float(max(p.auc - half, 0.0)), float(min(p.auc + half, 1.0)), var, level, direction)
 
 
+def difference_z_test(difference: float, sigma: float, level: float) -> dict:
+    """Two-sided z test and normal CI of an AUC difference with standard error ``sigma``: keys difference,
+    se, z, p, ci_lower, ci_upper, level. A zero SE gives z = 0 for no difference and +-inf otherwise."""
+    if sigma == 0:
+        z = 0.0 if difference == 0 else float(np.sign(difference) * np.inf)
+    else:
+        z = difference / sigma
+    half = _z(level) * sigma
+    return {"difference": float(difference), "se": float(sigma), "z": float(z), "p": float(2 * stats.norm.sf(abs(z))),
+            "ci_lower": float(difference - half), "ci_upper": float(difference + half), "level": level}
+
+
 def paired_test(labels, scores_a, scores_b, level: float = 0.95, directions=("<", "<")) -> dict:
     """DeLong's test for two correlated ROC curves (same cases), as pROC's roc.test(paired=TRUE).
 
@@ -121,24 +133,12 @@ def paired_test(labels, scores_a, scores_b, level: float = 0.95, directions=("<"
     s = cov_cases / m + cov_controls / n
     variance = float(s[0, 0] + s[1, 1] - 2 * s[0, 1])
     sigma = float(np.sqrt(max(variance, 0.0)))
-    difference = pa.auc - pb.auc
-    if sigma == 0:
-        z = 0.0 if difference == 0 else float(np.sign(difference) * np.inf)
-    else:
-        z = difference / sigma
-    half = _z(level) * sigma
     return {
         "test": "DeLong paired (two correlated ROC curves)",
         "auc_a": pa.auc,
         "auc_b": pb.auc,
         "directions": [dir_a, dir_b],
-        "difference": difference,
-        "se": sigma,
-        "z": float(z),
-        "p": float(2 * stats.norm.sf(abs(z))),
-        "ci_lower": difference - half,
-        "ci_upper": difference + half,
-        "level": level,
+        **difference_z_test(pa.auc - pb.auc, sigma, level),
         "correlation": float(s[0, 1] / np.sqrt(s[0, 0] * s[1, 1])) if s[0, 0] > 0 and s[1, 1] > 0 else float("nan"),
         "n_cases": m,
         "n_controls": n,

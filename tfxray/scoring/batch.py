@@ -5,9 +5,14 @@ Files stream through ``data.inputs.status_dataset`` (read and resize in parallel
 the model predicts each batch as one traced graph (split across GPUs under MirroredStrategy,
 ``devices.py``), and rows reach disk batch by batch, each batch in one ``write`` call followed
 by fsync. All rows of a multi-frame file go out in the same write, so a killed run leaves whole
-files. ``--resume`` skips the paths already in the CSV after cutting the last file's rows (and a
+files; a write the disk cannot take whole is cut back to the last whole row and stops the run in one
+line (``io.append_whole``): free space and ``--resume``. ``--resume`` skips the paths already in the CSV after cutting the last file's rows (and a
 torn line, should the system crash mid-write), so a run killed with ``kill -9`` continues with
 no row lost and none duplicated. ``path`` is unique per file; ``(path, frame)`` per row.
+
+One writer per CSV: a run holds an exclusive lock (``<out>.lock``) from its checks to its roll-ups, and a
+second run on the same ``--out`` is refused in one line. Shards (``--shard I/N``) each write their own
+``--out`` (concatenate them afterwards). Output locations are checked writable before the model loads.
 
 Memory stays flat: per file the run keeps its relative path (a short string) and nothing else;
 images live only in the decode workers and the few batches in flight.
@@ -33,7 +38,7 @@ from ..errors import UserError
 from ..evaluation.aggregate import AGGREGATIONS, AGGREGATORS
 from ..explain.gradcam import METHODS as GRADCAM_METHODS
 from ..images import list_files
-from ..io import atomic_write_text
+from ..io import append_whole, atomic_write_text, check_writable, exclusive_lock
 from ..models.bundle import Bundle, load_bundle
 from ..models.inference import Predictor, call, inputs_for, profile_note, score_columns
 from ..progress import progress as progress_bar
@@ -190,7 +195,24 @@ def score_folder(
     """
     folder, out_csv = Path(folder), Path(out_csv)
     _check_options(folder, out_csv, resume=resume, hash_ids=hash_ids, salt=salt, aggregate=aggregate,
-                   batch_size=batch_size, gradcam_dir=gradcam_dir, gradcam_method=gradcam_method)
+                   batch_size=batch_size, gradcam_dir=gradcam_dir, gradcam_method=gradcam_method,
+                   overlays_dir=overlays_dir)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out_csv, "another tfxray score is writing it",
+                        "; shards each write their own --out") as lock:
+        if out_csv.exists() and not resume:
+            raise UserError(f"{out_csv}: already exists (use --resume to continue it, or choose another --out)")
+        return _score_locked(run, folder, out_csv, batch_size=batch_size, resume=resume, shard=shard,
+                             hash_ids=hash_ids, salt=salt, aggregate=aggregate, progress=progress,
+                             gradcam_dir=gradcam_dir, gradcam_only_positives=gradcam_only_positives,
+                             gradcam_method=gradcam_method, devices=devices, allow_modality=allow_modality,
+                             overlays_dir=overlays_dir, lock=lock)
+
+
+def _score_locked(run, folder: Path, out_csv: Path, *, batch_size, resume, shard, hash_ids, salt, aggregate, progress,
+                  gradcam_dir, gradcam_only_positives, gradcam_method, devices, allow_modality, overlays_dir,
+                  lock: Path) -> ScoreSummary:
+    """``score_folder`` once its options are checked and it holds the CSV's lock."""
     bundle, predict = _load_for_scoring(run, devices)
     detector = bundle.meta.is_detection
     if detector and gradcam_dir is not None:
@@ -210,22 +232,26 @@ def score_folder(
     panels = _PanelWriter(bundle, Path(gradcam_dir), gradcam_method, gradcam_only_positives) if gradcam_dir else None
     boxes = _BoxWriter(box_path(out_csv), bundle, folder, overlays_dir, resume) if detector else None
 
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out_csv, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fd = os.open(out_csv, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        from ..io import write_error
+
+        raise write_error(out_csv, exc) from None
     start = time.perf_counter()
     try:
         if os.fstat(fd).st_size == 0:
-            _write_rows(fd, [writer.header])
+            _write_rows(fd, [writer.header], out_csv)
         if boxes is not None:  # boxes of files that never reached the scores CSV (a killed run) go
             boxes.open(keep=set(_paths_in(out_csv)))
         dataset = status_dataset(builder, [os.path.join(folder, r) for r in todo], batch_size, all_frames=True)
         with progress_bar(total=len(todo), unit="file", desc="scoring", disable=not progress) as bar:
             for batch in dataset:
-                finished = _score_batch(batch, todo, folder, predict, writer, panels, summary, fd, boxes)
+                finished = _score_batch(batch, todo, folder, predict, writer, panels, summary, fd, boxes, out_csv)
                 summary.files += finished
                 bar.update(finished)
         if writer.pending:  # cannot happen (a file's frames all follow it), but never lose a row
-            _write_rows(fd, writer.take_pending())
+            _write_rows(fd, writer.take_pending(), out_csv)
     finally:
         os.close(fd)
         if boxes is not None:
@@ -242,16 +268,19 @@ def score_folder(
 
 
 def _check_options(folder: Path, out_csv: Path, *, resume: bool, hash_ids: bool, salt: str | None, aggregate: str,
-                   batch_size: int, gradcam_dir, gradcam_method: str) -> None:
-    """Refuse a bad option in one line before any model is loaded."""
+                   batch_size: int, gradcam_dir, gradcam_method: str, overlays_dir=None) -> None:
+    """Refuse a bad option in one line before any model is loaded: output locations included (writable)."""
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder")
+    check_writable(out_csv, "--out")
+    if gradcam_dir is not None:
+        check_writable(gradcam_dir, "--gradcam", folder=True)
+    if overlays_dir is not None:
+        check_writable(overlays_dir, "--overlays", folder=True)
     if hash_ids and not salt:
         raise UserError("--hash-ids needs a salt: --salt TEXT or the TFXRAY_ID_SALT environment variable")
     if aggregate not in AGGREGATIONS:
         raise UserError(f"--aggregate: expected one of {', '.join(AGGREGATIONS)}, got {aggregate!r}")
-    if out_csv.exists() and not resume:
-        raise UserError(f"{out_csv}: already exists (use --resume to continue it, or choose another --out)")
     if batch_size < 1:
         raise UserError(f"--batch-size: must be at least 1, got {batch_size}")
     if gradcam_dir is not None and gradcam_method not in GRADCAM_METHODS:
@@ -344,14 +373,19 @@ class _BoxWriter:
             if list(table.columns) != self.header:
                 raise UserError(f"{self.path}: not a boxes CSV of this tfxray version (its columns differ)")
             atomic_write_text(self.path, table[table["path"].isin(keep)].to_csv(index=False))
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError as exc:
+            from ..io import write_error
+
+            raise write_error(self.path, exc) from None
         if os.fstat(self.fd).st_size == 0:
-            _write_rows(self.fd, [self.header])
+            _write_rows(self.fd, [self.header], self.path)
 
     def write(self, relative: str, frame: int, boxes: list[tuple]) -> None:
         rows = [[relative, frame, *(f"{v:.3f}" for v in box[:4]), f"{box[4]:.6f}", box[5]] for box in boxes]
         if rows:
-            _write_rows(self.fd, rows)
+            _write_rows(self.fd, rows, self.path)
             self.written += len(rows)
         if self.overlays_dir is not None:
             from ..explain.overlays import draw_box_overlay
@@ -422,7 +456,7 @@ class _PanelWriter:
 
 
 def _score_batch(batch, todo: list[str], folder: Path, predict, writer: _RowWriter, panels: _PanelWriter | None,
-                 summary: ScoreSummary, fd: int, boxes: _BoxWriter | None = None) -> int:
+                 summary: ScoreSummary, fd: int, boxes: _BoxWriter | None = None, out_csv: Path | None = None) -> int:
     """Predict one batch of the stream, write the rows of the files it completes; returns how many it completed."""
     index, frame, frames, status, reasons, metas, images = (t.numpy() for t in batch)
     ok = status == OK
@@ -470,17 +504,16 @@ def _score_batch(batch, todo: list[str], folder: Path, predict, writer: _RowWrit
     if explain:  # panels first: a file in the CSV has its panel
         panels.write(scored, scores, explain)
     if ready:
-        _write_rows(fd, ready)
+        _write_rows(fd, ready, out_csv)
     return finished
 
 
-def _write_rows(fd: int, rows: list[list]) -> None:
+def _write_rows(fd: int, rows: list[list], path: Path | None = None) -> None:
+    """Rows as one ``write`` (a regular file takes it whole): whole rows, whole files, or none. A disk that
+    cannot take them (full, read-only) leaves the file as it was before this write: a one-line RunError."""
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)
-    data = buffer.getvalue().encode()
-    while data:  # one write per batch (a regular file takes it whole): whole rows, whole files, or none
-        data = data[os.write(fd, data):]
-    os.fsync(fd)
+    append_whole(fd, buffer.getvalue().encode(), path if path is not None else f"file descriptor {fd}")
 
 
 def rollup_path(out_csv: Path) -> Path:
