@@ -12,7 +12,7 @@ import click
 @click.option("--task", type=click.Choice(["wrist", "pelvis"]), default="wrist", show_default=True,
               help="wrist: the fracture classifier; pelvis: the femoral-neck fracture detector (boxes).")
 @click.option("--n", "n_images", type=int,
-              help="Synthetic images to draw  [wrist: 500; pelvis: 400 pelvis, plus 300 skeleton].")
+              help="Synthetic images to draw  [wrist: 500; pelvis: 300 pelvis, plus 200 skeleton].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--epochs", type=int, help="Override the demo recipe's epochs.")
 def demo(out: Path, task: str, n_images: int | None, seed: int, epochs: int | None):
@@ -32,7 +32,7 @@ def demo(out: Path, task: str, n_images: int | None, seed: int, epochs: int | No
     if task == "pelvis":
         from tfxray.demo.pelvis import run_pelvis_demo
 
-        result = run_pelvis_demo(out, n_pelvis=n_images or 400, seed=seed, epochs=epochs, say=click.echo)
+        result = run_pelvis_demo(out, n_pelvis=n_images or 300, seed=seed, epochs=epochs, say=click.echo)
         report = result.report
         click.echo("")
         click.echo(f"test per-image AUC {report['auc']:.3f} (before fine-tuning {report['auc_before']:.3f}); box recall "

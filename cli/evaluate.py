@@ -92,10 +92,13 @@ from tfxray.evaluation.choices import (AGGREGATIONS, CI_METHODS, DEFAULT_AGGREGA
 @click.option("--overlays/--no-overlays", default=None,
               help="With --detections: box overlays of detected, missed and false-positive boxes in OUT/overlays/"
                    " [on].")
+@click.option("--overwrite", is_flag=True, allow_from_autoenv=False,
+              help="Write into a --out folder that holds other files than an earlier evaluate report (they are"
+                   " kept; an earlier report's files are replaced either way).")
 def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_only, out, label_column, positive,
              score_columns, threshold, direction, patient_column, aggregate, ci, n_bootstrap, seed, readers,
              reader_cutoff, model_as_reader, case_column, prevalences, subgroups, fold_column, detections_csv,
-             truth_manifest, iou_threshold, overlays, compare):
+             truth_manifest, iou_threshold, overlays, compare, overwrite):
     """Evaluate scores against labels: ROC, AUC with 95% CI (DeLong or bootstrap), the operating
     point at a threshold with exact CIs, per-patient results and DeLong tests between models.
 
@@ -162,7 +165,90 @@ def evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_o
     multi-reader multi-case analysis (Obuchowski-Rockette, random readers and cases, Hillis'
     ddf; also fixed readers, fixed cases): OUT/mrmc.json, .md, .png, .svg, and report.json's
     "mrmc" (f, ddf, p, auc per modality, ci_difference). Alone, it is the whole evaluation.
+
+    --out is checked writable before anything is scored. It must be empty, or hold an earlier
+    evaluate report, which the new one replaces as a whole (the earlier report's files this run does
+    not write again, such as the PNGs of other options, are removed; OUT/.tfxray-outputs.json lists
+    what evaluate wrote). Other files need --overwrite and are kept. A scores.csv or boxes.csv that
+    `tfxray score` wrote is never replaced by RUN_DIR's: choose another --out.
     """
+    from tfxray.io import check_writable, earlier_run_files, owned_folder
+
+    check_writable(out, "--out", folder=True)
+    if run_dirs:
+        _refuse_to_replace_score_outputs(out, earlier_run_files(out, "evaluate", _earlier_report))
+    inputs = [p for p in (scores_csv, manifest, readers, detections_csv, truth_manifest) if p is not None]
+    with owned_folder(out, command="evaluate", overwrite=overwrite, earlier=_earlier_report, keep=inputs) as owned:
+        _evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_only, out, label_column, positive,
+                  score_columns, threshold, direction, patient_column, aggregate, ci, n_bootstrap, seed, readers,
+                  reader_cutoff, model_as_reader, case_column, prevalences, subgroups, fold_column, detections_csv,
+                  truth_manifest, iou_threshold, overlays, compare)
+    if owned.removed:
+        click.echo(f"replaced the earlier report in {out}: removed {len(owned.removed)} of its file(s) this run did"
+                   f" not write ({', '.join(owned.removed[:3])}{', ...' if len(owned.removed) > 3 else ''})")
+
+
+# What an evaluate report holds, for a folder written before evaluate recorded its files (.tfxray-outputs.json).
+REPORT_FILES = {"report.json", "report.md", "excluded.csv", "per_image.csv", "mrmc.json", "mrmc.md",
+                "comparison.json", "comparison.md", "scores.csv", "boxes.csv"}
+REPORT_FOLDERS = {"worst", "overlays", "with_model"}
+FIGURE_STEMS = ("roc_", "folds_roc_", "scores_", "confusion_", "pr_", "pr.", "decision_", "calibration_",
+                "subgroups_", "flow.", "froc.", "mrmc.", "auc_", "score_")
+SCORE_OUTPUTS = ("scores.csv", "boxes.csv")  # what `tfxray score` writes and evaluate RUN_DIR writes too
+
+
+def _earlier_report(folder: Path, files: set[str]) -> set[str]:
+    """The files of an evaluate report written before evaluate kept a record: none unless report.json is
+    evaluate's; then its report files, figures, galleries and overlays (a score CSV of `tfxray score` not)."""
+    import json
+
+    try:
+        report = json.loads((folder / "report.json").read_text())
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(report, dict) or not ("task" in report or "schema" in report):
+        return set()
+    ours = set()
+    for rel in files:
+        parts = rel.split("/")
+        name = parts[-1]
+        in_report = len(parts) == 1 or parts[0] in REPORT_FOLDERS or (folder / parts[0] / "report.json").is_file()
+        if not in_report:
+            continue
+        figure = name.endswith((".png", ".svg")) and name.startswith(FIGURE_STEMS)
+        if parts[0] in REPORT_FOLDERS or name in REPORT_FILES or figure:
+            if name in SCORE_OUTPUTS and _written_by_score(folder / rel):
+                continue
+            ours.add(rel)
+    return ours
+
+
+def _written_by_score(path: Path) -> bool:
+    """A scores.csv of `tfxray score` (its header), or a boxes.csv beside one."""
+    scores = path.with_name("scores.csv")
+    try:
+        with open(scores, encoding="utf-8", errors="replace") as handle:
+            header = handle.readline()
+    except OSError:
+        return False
+    return header.startswith("path,sop_instance_uid,")
+
+
+def _refuse_to_replace_score_outputs(out: Path, earlier: set[str]) -> None:
+    """RUN_DIR writes OUT/scores.csv (boxes.csv for a detector): never over one that evaluate did not write."""
+    from tfxray.errors import UserError
+
+    for name in SCORE_OUTPUTS:
+        if (out / name).is_file() and name not in earlier:
+            raise UserError(f"--out {out}: holds a {name} that tfxray evaluate did not write (tfxray score's?);"
+                            f" evaluate RUN_DIR writes its own {name} there: choose another --out")
+
+
+def _evaluate(run_dirs, scores_csv, manifest, split, allow_modality, worst, roc_only, out, label_column, positive,
+              score_columns, threshold, direction, patient_column, aggregate, ci, n_bootstrap, seed, readers,
+              reader_cutoff, model_as_reader, case_column, prevalences, subgroups, fold_column, detections_csv,
+              truth_manifest, iou_threshold, overlays, compare):
+    """The evaluation behind ``evaluate`` (see its help), once --out is known to be writable and free."""
     from tfxray.evaluation.report import evaluate_table, format_summary, write_report
     from tfxray.evaluation.table import read_readers_csv, read_scores_csv, readers_file_kind
 

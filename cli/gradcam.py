@@ -46,8 +46,10 @@ def gradcam(run_dir, images, out, method, layer, batch_size, boxes_manifest, all
     from tfxray.data.manifest import load_manifest
     from tfxray.errors import UserError
     from tfxray.explain.panels import write_panels
+    from tfxray.io import check_writable
     from tfxray.models.bundle import load_bundle
 
+    check_writable(out, "--out", folder=True)  # before the model loads and the images are read
     manifest = load_manifest(boxes_manifest) if boxes_manifest is not None else None
     run = write_panels(load_bundle(run_dir), images, out, method=method, layer=layer, batch_size=batch_size,
                        boxes=manifest, check_profile=not allow_modality)

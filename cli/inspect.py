@@ -37,7 +37,9 @@ def inspect_command(folder, manifest, out, run_dir, strict, no_progress):
       tfxray inspect /pacs/export --run runs/wrist
     """
     from tfxray.images.audit import audit_folder, audit_problems, summarize_audit, write_audit
+    from tfxray.io import check_writable
 
+    check_writable(out, "--out")  # before the audit reads every file, not after
     check = None
     if run_dir is not None:
         from tfxray.data.profile import profile_check

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
@@ -11,6 +12,9 @@ from tfxray import __version__
 from .common import echo_err, quiet_tensorflow
 
 quiet_tensorflow()  # at import, before any command or library module imports TensorFlow
+
+# OSErrors that say the output could not be written (not a bug): reported in one line, exit 1
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}
 
 COMMANDS = {
     # name: (module, attribute)
@@ -51,6 +55,14 @@ class TfxrayGroup(click.Group):
         except TfxrayError as exc:
             echo_err(f"error: {exc}")
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            # the last net for a write that failed outside tfxray.io (a full disk, a read-only file system):
+            # one line and exit 1 (a RunError), like every other failure of a started run
+            if exc.errno not in OUTPUT_ERRNOS:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            echo_err(f"error: {where}{exc.strerror or exc}")
+            ctx.exit(1)
         except KeyboardInterrupt:
             echo_err("interrupted")
             ctx.exit(130)

@@ -17,7 +17,8 @@ from tfxray.explain import METHODS
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="scores.csv", show_default=True)
 @click.option("--batch-size", default=32, show_default=True, type=int)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run: skip the files already in --out.")
-@click.option("--shard", metavar="I/N", help="Score only the I-th of N deterministic parts of the folder.")
+@click.option("--shard", metavar="I/N", help="Score only the I-th of N deterministic parts of the folder; give each"
+                                            " shard its own --out (one run writes a CSV at a time).")
 @click.option("--hash-ids", is_flag=True, help="Write salted hashes of patient and study IDs instead of the IDs.")
 @click.option("--salt", envvar="TFXRAY_ID_SALT", help="Salt for --hash-ids (or TFXRAY_ID_SALT).")
 @click.option("--aggregate", type=click.Choice(AGGREGATIONS), default=DEFAULT_AGGREGATION, show_default=True,
@@ -50,6 +51,11 @@ def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggre
     (path, frame, x1, y1, x2, y2, score, class) in the original image's pixels; its image score is the
     highest box confidence (0 without a box), called at the saved cut-off; --overlays DIR draws them.
     Exit code 1 when some files failed (unless --allow-errors).
+
+    One run writes an --out at a time: it holds <out>.lock while it runs, and a second run on the same
+    --out is refused (exit 2, naming the first one's pid); shards each write their own --out. The
+    output locations are checked writable before the model loads. A disk that fills up stops the run
+    in one line (exit 1) with every row before it whole: free space and run again with --resume.
 
     \b
     Example:

@@ -74,12 +74,16 @@ def train(ctx, recipe, data, out, resume_dir, sets, allow_leaks, overwrite, quie
     from tfxray.data.splits import group_unit, grouping_note
     from tfxray.errors import UserError
     from tfxray.training.preflight import check_training
-    from tfxray.training.rundir import looks_like_a_run
+    from tfxray.io import check_writable
+    from tfxray.training.rundir import is_complete, looks_like_a_run
 
     layers = override_layers(ctx, sets, shortcuts)
     if resume_dir is not None:
         if not (resume_dir / "recipe.yaml").is_file():
             raise UserError(f"--resume {resume_dir}: no recipe.yaml there; not a run directory")
+        if is_complete(resume_dir):  # resuming it would train it again from the start, over its model
+            raise UserError(f"--resume {resume_dir}: the run is complete (its model is saved); nothing to resume. "
+                            f"Train it again with --out {resume_dir} --overwrite, or into another --out")
         given = [name for name, overrides in layers if overrides]
         if recipe is not None or given:
             raise click.UsageError("--resume continues the run's own recipe.yaml: leave out RECIPE and overrides"
@@ -94,8 +98,12 @@ def train(ctx, recipe, data, out, resume_dir, sets, allow_leaks, overwrite, quie
         raise click.UsageError("RECIPE is required (a built-in name such as 'wrist' or a YAML file)")
     if data is None or out is None:
         raise click.UsageError("--data and --out are required")
+    check_writable(out, "--resume" if resume_dir is not None and out == resume_dir else "--out", folder=True)
     replace = resume_dir is None and out.exists() and (not out.is_dir() or any(out.iterdir()))
     if replace and not overwrite:
+        if out.is_dir() and is_complete(out):
+            raise UserError(f"--out {out}: already exists and holds a complete run (replace it with --overwrite, "
+                            f"or choose another --out)")
         raise UserError(f"--out {out}: already exists and is not empty (continue it with --resume {out}, "
                         f"or replace it with --overwrite)")
     if replace and not (out.is_dir() and looks_like_a_run(out)):

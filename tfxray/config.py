@@ -1,7 +1,12 @@
 """Recipes: typed, validated once when loaded, then trusted by the code below.
 
-A recipe is plain data (YAML read with ``safe_load``) that can only name registered
-components. Unknown keys are refused with the nearest valid key (a short or common name such
+A recipe is plain data that can only name registered components. It is read with ``RecipeLoader``,
+a stricter ``yaml.SafeLoader``: no anchors or aliases (a few hundred bytes of nested aliases would
+expand to gigabytes), no tags but the standard str/int/float/bool/null/map/seq ones (``!!python/...``
+and custom tags are refused, not constructed), no implicit dates, no key given twice, nesting at most
+``MAX_RECIPE_DEPTH`` deep; files over ``MAX_RECIPE_BYTES`` and files that are not UTF-8 are refused
+with the byte offset. Every refusal is one line naming the file and line, quoting at most ``SHOWN``
+characters of any value. Unknown keys are refused with the nearest valid key (a short or common name such
 as ``learning_rate`` gets its dotted field, ``train.lr``), so a misspelt field never passes
 silently. Precedence is decided here (``resolve_recipe``, over layers the CLI sorts by source):
 command-line option > environment variable (Click's ``TFXRAY_*``) > recipe > code default.
@@ -12,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +29,73 @@ import yaml
 
 from .errors import UserError
 from .evaluation.choices import AGGREGATIONS, DEFAULT_AGGREGATION
+
+MAX_RECIPE_BYTES = 256_000  # the published recipes are a few kB; pure-Python YAML reads ~100 kB/s
+MAX_RECIPE_DEPTH = 32  # nesting of mappings and lists (a recipe has three levels)
+SHOWN = 60  # characters of a value quoted in an error message
+
+
+def _shown(value: Any, limit: int = SHOWN) -> str:
+    """``value`` as an error message quotes it: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class RecipeYAMLError(yaml.MarkedYAMLError):
+    """YAML that is valid but not plain data: an anchor, alias, tag, repeated key or deep nesting."""
+
+
+YAML_STANDARD_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+
+
+class RecipeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` for plain data only (see the module docstring): it refuses what it does not
+    read while composing, before anything is expanded or constructed."""
+
+    # implicit types: bool, int, float, null; a date, '<<' or '=' stays a string
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag in YAML_STANDARD_TAGS]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise RecipeYAMLError(None, None, f"alias {_shown('*' + str(event.anchor))} refused: a recipe is plain "
+                                              "data, without anchors or aliases; write the value out",
+                                  event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise RecipeYAMLError(None, None, f"anchor {_shown('&' + str(event.anchor))} refused: a recipe is plain "
+                                              "data, without anchors or aliases; write the value out",
+                                  event.start_mark)
+        tag = getattr(event, "tag", None)
+        if tag is not None and tag != "!" and tag not in YAML_STANDARD_TAGS:
+            raise RecipeYAMLError(None, None, f"tag {_shown(tag)} refused: a recipe is plain data: strings, "
+                                              "numbers, true/false, null, lists and mappings", event.start_mark)
+        self._recipe_depth = getattr(self, "_recipe_depth", 0) + 1
+        try:
+            if self._recipe_depth > MAX_RECIPE_DEPTH:
+                raise RecipeYAMLError(None, None, f"nested more than {MAX_RECIPE_DEPTH} levels deep",
+                                      event.start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._recipe_depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    raise RecipeYAMLError(None, None, f"key {_shown(key_node.value)} given twice",
+                                          key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_recipe_yaml(text: str) -> Any:
+    """A recipe's YAML text as plain data (``RecipeLoader``); YAML errors propagate."""
+    return yaml.load(text, Loader=RecipeLoader)  # noqa: S506  RecipeLoader is a SafeLoader
 
 
 @dataclass
@@ -47,7 +120,8 @@ class DataConfig:
         if self.input_size < 16:
             raise UserError(f"{where}.input_size: must be at least 16, got {self.input_size}")
         if len(self.split) != 3 or any(r < 0 for r in self.split) or abs(sum(self.split) - 1) > 1e-6:
-            raise UserError(f"{where}.split: three non-negative fractions summing to 1 expected, got {self.split}")
+            raise UserError(f"{where}.split: three non-negative fractions summing to 1 expected, got "
+                            f"{_shown(self.split)}")
         if self.folds == 1 or self.folds < 0:
             raise UserError(f"{where}.folds: 0 (holdout) or at least 2, got {self.folds}")
         if self.neighbours and self.channels != 3:
@@ -128,7 +202,7 @@ class ModelConfig:
 
         if self.backbone not in BACKBONES:
             raise UserError(
-                f"{where}.backbone: unknown backbone {self.backbone!r}{_did_you_mean(self.backbone, BACKBONES)}"
+                f"{where}.backbone: unknown backbone {_shown(self.backbone)}{_did_you_mean(self.backbone, BACKBONES)}"
             )
         check_freeze_mode(self.freeze, f"{where}.freeze")
         _choice(where, "pooling", self.pooling, ("avg", "max"))
@@ -294,8 +368,10 @@ class Recipe:
 
     def validate(self) -> Recipe:
         _choice("recipe", "task", self.task, TASKS)
-        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
-            raise UserError(f"recipe.classes: at least two distinct class names expected, got {self.classes}")
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes) or \
+                not all(c.strip() for c in self.classes):
+            raise UserError(f"recipe.classes: at least two distinct non-empty class names expected, got "
+                            f"{_shown(self.classes)}")
         for section in dataclasses.fields(self):
             _validate_tree(getattr(self, section.name), section.name)
         if self.model.gray_input == "sum-first-conv" and self.data.channels != 1:
@@ -363,11 +439,11 @@ def _validate_tree(node: Any, where: str) -> None:
 
 def _choice(where: str, key: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
-        raise UserError(f"{where}.{key}: expected one of {', '.join(map(str, allowed))}, got {value!r}")
+        raise UserError(f"{where}.{key}: expected one of {', '.join(map(str, allowed))}, got {_shown(value)}")
 
 
 def _did_you_mean(word: str, options) -> str:
-    close = difflib.get_close_matches(str(word), list(options), n=1)
+    close = difflib.get_close_matches(str(word)[:100], list(options), n=1)
     return f" (did you mean {close[0]!r}?)" if close else f" (valid: {', '.join(sorted(options))})"
 
 
@@ -427,7 +503,8 @@ def _nearest_key(key: str, section: str, known: set[str]) -> str:
     """' (did you mean ...?)' for an unknown ``key`` in ``section`` ('' at the top level): a field of the
     same section by its spelling first, then any field of the recipe by a common alias, its leaf name
     or its spelling (named by its dotted path), else the section's valid keys."""
-    close = difflib.get_close_matches(str(key), list(known), n=1, cutoff=0.75)
+    key = str(key)[:100]
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
     if close:
         return f" (did you mean {close[0]!r}?)"
     fields = _dotted_fields()
@@ -456,12 +533,12 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
-            raise UserError(f"{where}: a mapping expected, got {value!r}")
+            raise UserError(f"{where}: a mapping expected, got {_shown(value)}")
         return _from_dict(hint, value, where)
     if origin is list:
         (item_hint,) = typing.get_args(hint)
         if not isinstance(value, list):
-            raise UserError(f"{where}: a list expected, got {value!r}")
+            raise UserError(f"{where}: a list expected, got {_shown(value)}")
         return [_coerce(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin in (typing.Union, types.UnionType):
         for option in typing.get_args(hint):
@@ -469,7 +546,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
                 return _coerce(value, option, where)
             except UserError:
                 continue
-        raise UserError(f"{where}: {value!r} does not fit {hint}")
+        raise UserError(f"{where}: {_shown(value)} does not fit {hint}")
     if hint is type(None):
         if value is None:
             return None
@@ -477,21 +554,23 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise UserError(f"{where}: true or false expected, got {value!r}")
+        raise UserError(f"{where}: true or false expected, got {_shown(value)}")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise UserError(f"{where}: an integer expected, got {value!r}")
+        raise UserError(f"{where}: an integer expected, got {_shown(value)}")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise UserError(f"{where}: a finite number expected, got {value}")
             return float(value)
-        raise UserError(f"{where}: a number expected, got {value!r}")
+        raise UserError(f"{where}: a number expected, got {_shown(value)}")
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise UserError(f"{where}: a string expected, got {value!r}")
+        raise UserError(f"{where}: a string expected, got {_shown(value)}")
     raise TypeError(f"unsupported recipe type {hint!r} at {where}")
 
 
@@ -500,7 +579,7 @@ def _from_dict(cls: type, data: dict, where: str):
     known = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in known:
-            raise UserError(f"{where}: unknown key {key!r}{_nearest_key(key, _section_of(cls), known)}")
+            raise UserError(f"{where}: unknown key {_shown(key)}{_nearest_key(key, _section_of(cls), known)}")
     kwargs = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in data.items()}
     return cls(**kwargs)
 
@@ -544,14 +623,42 @@ def recipe_path(name_or_path: str) -> Path:
 
 
 def read_recipe_dict(name_or_path: str) -> dict:
+    """A recipe file as plain data; a file too large, not UTF-8 or not plain YAML is one line naming it."""
     path = recipe_path(name_or_path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        with open(path, "rb") as stream:
+            raw = stream.read(MAX_RECIPE_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise UserError(f"{path}: over {MAX_RECIPE_BYTES:,} bytes; a recipe is a few kB of YAML (refused)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path}: line {line}: not UTF-8 text (byte {exc.start}: 0x{raw[exc.start]:02x}); "
+                        f"save the recipe as UTF-8") from None
+    try:
+        data = parse_recipe_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}:{line} not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return data
+        raise UserError(f"{path}: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise UserError(f"{path}: not valid YAML (nested too deeply)") from None
+    return {} if data is None else data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """'line N: not valid YAML (problem)' in one line, whatever kind of YAML error."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        return (f"character #x{ord(exc.character) if isinstance(exc.character, str) else exc.character:04x} at "
+                f"offset {exc.position} is not allowed in YAML (a binary file?)")
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc)
+    problem = " ".join(str(problem).split())
+    problem = problem if len(problem) <= 200 else problem[:200] + "..."
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    kind = "not valid YAML for a recipe" if isinstance(exc, RecipeYAMLError) else "not valid YAML"
+    return f"{where}{kind} ({problem})"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -559,9 +666,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise UserError(f"--set {text}: expected KEY=VALUE, e.g. train.lr=0.001")
     key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    try:  # anchors, aliases and tags are not read: such a value is taken as the string it is
+        value = parse_recipe_yaml(raw) if raw.strip() else ""
+    except (yaml.YAMLError, RecursionError):
         value = raw
     return key.strip().split("."), value
 
@@ -626,7 +733,7 @@ def evaluate_config(recipe: dict, where: str = "recipe") -> EvaluateConfig:
     """The ``evaluate`` section of a saved recipe (a run's tfxray.json), validated. Only that
     section is read, so a run saved with fields since removed from other sections still evaluates."""
     if not isinstance(recipe, dict):
-        raise UserError(f"{where}: a mapping expected, got {recipe!r}")
+        raise UserError(f"{where}: a mapping expected, got {_shown(recipe)}")
     section = recipe.get("evaluate") or {}
     config = _coerce(section, EvaluateConfig, f"{where}.evaluate")
     config.validate(f"{where}.evaluate")

@@ -278,8 +278,11 @@ def exclusive_lock(target: str | os.PathLike, busy: str = "another process is wr
             break
         os.close(fd)  # removed by the holder that just finished: lock the new file
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())  # for the message a second writer gets
+        except OSError:  # a full disk: the lock holds all the same
+            pass
         yield path
     finally:
         try:
@@ -330,35 +333,47 @@ def read_record(folder: str | os.PathLike) -> dict | None:
     return record if isinstance(record, dict) and isinstance(record.get("files"), list) else None
 
 
+def earlier_run_files(folder: str | os.PathLike, command: str,
+                      earlier: Callable[[Path, set[str]], set[str]] | None = None, files=None) -> set[str]:
+    """The files in ``folder`` that an earlier run of ``command`` wrote: its record's, else ``earlier``'s guess."""
+    folder = Path(folder)
+    files = set(_files_under(folder) if files is None else files)
+    record = read_record(folder)
+    if record is not None and record.get("command") == command:
+        return set(record["files"]) & files
+    if earlier is not None and files:
+        return set(earlier(folder, files)) & files
+    return set()
+
+
 class OwnedFolder:
     """What ``owned_folder`` found: the earlier run's files (``earlier``) and the others (``foreign``)."""
 
     def __init__(self, folder: Path, earlier: set[str], foreign: set[str]):
         self.folder, self.earlier, self.foreign = folder, earlier, foreign
         self.removed: list[str] = []  # the earlier run's files the new one did not write, removed at the end
+        self.written: list[str] = []  # what the block wrote (set when it ends)
 
 
 @contextmanager
 def owned_folder(folder: str | os.PathLike, *, command: str, overwrite: bool = False, option: str = "--out",
-                 earlier: Callable[[Path, set[str]], set[str]] | None = None) -> Iterator[OwnedFolder]:
+                 earlier: Callable[[Path, set[str]], set[str]] | None = None,
+                 keep=()) -> Iterator[OwnedFolder]:
     """A command's output folder that never mixes two runs' files.
 
     The folder is empty (or missing), or holds an earlier run of ``command`` (listed in its record,
     ``.tfxray-outputs.json``; ``earlier(folder, files)`` names them for a folder written before the
     record existed): the block writes, and when it succeeds the earlier run's files it did not
     write again are removed, so none is left stale. Any other file (``foreign``) needs ``overwrite``,
-    and is never removed. The record then lists exactly what the block wrote (after a failure, what
-    either run wrote, so the next run still knows them).
+    and is never removed. ``keep``: paths never removed either (the run's own inputs, which may be
+    an earlier run's outputs). The record then lists exactly what the block wrote, and the kept
+    inputs (after a failure, what either run wrote, so the next run still knows them).
     """
     folder = Path(folder)
+    kept_inputs = {os.path.realpath(p) for p in keep}
     before = _files_under(folder)
     record = read_record(folder)
-    if record is not None and record.get("command") == command:
-        ours = set(record["files"]) & set(before)
-    elif earlier is not None and before:
-        ours = set(earlier(folder, set(before))) & set(before)
-    else:
-        ours = set()
+    ours = earlier_run_files(folder, command, earlier, before)
     foreign = set(before) - ours
     if foreign and not overwrite:
         n = len(foreign)
@@ -373,7 +388,8 @@ def owned_folder(folder: str | os.PathLike, *, command: str, overwrite: bool = F
         after = _files_under(folder)
         written = {rel for rel, sig in after.items() if before.get(rel) != sig}
         if ok:
-            for rel in sorted(ours - written):
+            inputs = {rel for rel in ours - written if os.path.realpath(folder / rel) in kept_inputs}
+            for rel in sorted(ours - written - inputs):
                 if after.get(rel) == before.get(rel):  # untouched since: the earlier run's, stale now
                     try:
                         os.unlink(folder / rel)
@@ -381,7 +397,7 @@ def owned_folder(folder: str | os.PathLike, *, command: str, overwrite: bool = F
                     except OSError:
                         pass
             _remove_empty_folders(folder, {str(Path(rel).parent) for rel in state.removed})
-            kept = written
+            kept = written | inputs
         else:
             kept = (ours | written) & set(after)
         if kept or (record is not None and folder.is_dir()):

@@ -1,8 +1,9 @@
 """Progress that reads well on a terminal and in a log file.
 
 On a terminal, tqdm's bar. When stderr is not a terminal (a log file, CI, a pipe), no bar, no
-ANSI codes and no carriage returns: one plain line every ``PLAIN_INTERVAL`` seconds and one at
-the end. ``tfxray --no-progress`` (or ``TFXRAY_NO_PROGRESS=1``) turns all progress off, Keras'
+ANSI codes and no carriage returns: one plain line at most every ``PLAIN_INTERVAL`` seconds (30;
+``TFXRAY_PROGRESS_INTERVAL`` sets another) and one at the end, so an hour's run adds some 120
+lines to a log, not a redraw every 0.1 s. ``tfxray --no-progress`` (or ``TFXRAY_NO_PROGRESS=1``) turns all progress off, Keras'
 epoch lines included; tfxray's own result lines still print.
 """
 
@@ -13,7 +14,17 @@ import sys
 import time
 
 NO_PROGRESS_ENV = "TFXRAY_NO_PROGRESS"
-PLAIN_INTERVAL = 10.0  # seconds between plain progress lines
+INTERVAL_ENV = "TFXRAY_PROGRESS_INTERVAL"
+PLAIN_INTERVAL = 30.0  # seconds between plain progress lines (off a terminal)
+
+
+def plain_interval() -> float:
+    """Seconds between plain progress lines: TFXRAY_PROGRESS_INTERVAL, else ``PLAIN_INTERVAL``."""
+    try:
+        value = float(os.environ.get(INTERVAL_ENV, "") or PLAIN_INTERVAL)
+    except ValueError:
+        return PLAIN_INTERVAL
+    return value if value >= 0 else PLAIN_INTERVAL
 
 
 def enabled() -> bool:
@@ -25,8 +36,12 @@ def disable() -> None:
     os.environ[NO_PROGRESS_ENV] = "1"
 
 
-def on_terminal() -> bool:
-    return bool(getattr(sys.stderr, "isatty", None) and sys.stderr.isatty())
+def on_terminal(stream=None) -> bool:
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(getattr(stream, "isatty", None) and stream.isatty())
+    except (ValueError, OSError):  # a closed or detached stream
+        return False
 
 
 def progress(iterable=None, *, total: int | None = None, desc: str = "", unit: str = "it", disable: bool = False):
@@ -72,7 +87,7 @@ class _Silent:
 
 
 class _PlainLines(_Silent):
-    """``desc: done/total unit (rate/s)`` on stderr, at most every ``PLAIN_INTERVAL`` seconds, and at the end."""
+    """``desc: done/total unit (rate/s)`` on stderr, at most every ``plain_interval()`` seconds, and at the end."""
 
     def __init__(self, iterable=None, *, total=None, desc="", unit="it"):
         super().__init__(iterable)
@@ -81,6 +96,7 @@ class _PlainLines(_Silent):
         self.total, self.desc, self.unit = total, desc, unit
         self.done, self.start = 0, time.monotonic()
         self.last = self.start
+        self.interval = plain_interval()
         self.closed = False
 
     def __iter__(self):
@@ -98,7 +114,7 @@ class _PlainLines(_Silent):
     def update(self, n: int = 1) -> None:
         self.done += n
         now = time.monotonic()
-        if now - self.last >= PLAIN_INTERVAL:
+        if now - self.last >= self.interval:
             self.last = now
             self._line(now)
 

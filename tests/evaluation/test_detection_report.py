@@ -141,6 +141,27 @@ def test_cutoff_with_no_box_and_empty_detections():
     assert r["box_precision_ci"]["lower"] is None
 
 
+def test_long_curves_are_thinned_when_no_box_reaches_the_cutoff():
+    """More PR points than the report keeps, and the cut-off above every box (a detector that has not learnt
+    yet, as a generic one on new anatomy): the curves are thinned without an operating point to keep."""
+    from tfxray.evaluation.report import ROC_POINTS_KEPT
+
+    rng = np.random.default_rng(0)
+    paths = [f"/data/xr/{i}.png" for i in range(60)]
+    images = pd.DataFrame({"path": paths, "label": ["fracture"] * 30 + ["normal"] * 30})
+    truth = pd.DataFrame({"path": paths[:30], "x1": 10.0, "y1": 10.0, "x2": 40.0, "y2": 40.0})
+    n = ROC_POINTS_KEPT + 500
+    corner = rng.uniform(0, 60, (n, 2))
+    detections = pd.DataFrame({"path": rng.choice(paths, n), "x1": corner[:, 0], "y1": corner[:, 1],
+                               "x2": corner[:, 0] + 30, "y2": corner[:, 1] + 30, "score": rng.uniform(0, 0.3, n)})
+    r = evaluate_detections(detections, images, truth, positive="fracture", cutoff=0.4, **FAST)
+    pr = r["detection"]["pr"]
+    assert r["box_recall"] == 0.0 and pr["at_cutoff"]["recall"] == 0.0
+    curve = pr["curve"]
+    assert curve["thinned"] and curve["n_points"] > ROC_POINTS_KEPT
+    assert len(curve["precision"]) == ROC_POINTS_KEPT
+
+
 def test_a_detector_worse_than_chance_still_calls_score_at_or_above_the_cutoff():
     detections, images, truth = hand_set()
     inverted = detections.assign(path=detections["path"].map(

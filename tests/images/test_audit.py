@@ -40,7 +40,7 @@ def test_audit_table(export):
     assert rows.loc["study1/IM1", "transfer_syntax"] == "Explicit VR Little Endian"
     assert (rows.loc["study1/IM1", "rows"], rows.loc["study1/IM1", "cols"]) == (4, 4)
     assert rows.loc["study1/IM2", "photometric"] == "MONOCHROME1"
-    assert rows.loc["broken", "status"] == "error" and "less than expected" in rows.loc["broken", "reason"]
+    assert rows.loc["broken", "status"] == "error" and "pixel data truncated" in rows.loc["broken", "reason"]
     assert rows.loc["broken", "modality"] == "DX"  # the header still says what it was
     assert rows.loc["notes.txt", "status"] == "skipped" and rows.loc["notes.txt", "kind"] == "other"
     assert rows.loc["DICOMDIR", "kind"] == "dicomdir" and rows.loc["DICOMDIR", "status"] == "skipped"
@@ -63,7 +63,7 @@ def test_audit_manifest_leaks(export, tmp_path):
     lines = "\n".join(summarize_audit(table))
     assert "more than one split: 1 (P1)" in lines
     assert "duplicate SOP instance UIDs: 1 UID(s) shared by 2 files" in lines
-    assert "less than expected" in lines and "DICOMDIR" in lines
+    assert "pixel data truncated" in lines and "DICOMDIR" in lines
     assert "by modality: DX 3" in lines
     assert audit_problems(table) == 1 + 2 + 1
 

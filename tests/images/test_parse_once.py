@@ -13,16 +13,16 @@ from .conftest import make_dicom, pydicom_file
 
 @pytest.fixture()
 def parses(monkeypatch):
-    """Every pydicom parse (full data set or file meta only), by path."""
+    """Every pydicom parse (full data set or file meta only), by path (a file object's name)."""
     seen = []
     dcmread, meta_info = pydicom.dcmread, pydicom.filereader.read_file_meta_info
 
     def counting_dcmread(path, *args, **kwargs):
-        seen.append(("dcmread", str(path)))
+        seen.append(("dcmread", str(getattr(path, "name", path))))
         return dcmread(path, *args, **kwargs)
 
     def counting_meta(path, *args, **kwargs):
-        seen.append(("meta", str(path)))
+        seen.append(("meta", str(getattr(path, "name", path))))
         return meta_info(path, *args, **kwargs)
 
     monkeypatch.setattr(pydicom, "dcmread", counting_dcmread)

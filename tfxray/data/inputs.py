@@ -21,6 +21,7 @@ multi-frame files) run a builder inside tf.data's parallel map.
 from __future__ import annotations
 
 import json
+import os
 from typing import Sequence
 
 import numpy as np
@@ -196,6 +197,69 @@ def input_map(builder: InputBuilder):
     return fn
 
 
+DEFAULT_MAX_PIXELS = 60_000_000  # the readers' per-read pixel limit when images.base has none to tell
+BYTES_PER_PIXEL = 8  # one decode's peak per pixel: the decoder's buffer (2-4 B) + its float32 copy (4 B)
+MEMORY_ENV = "TFXRAY_DECODE_MEMORY"  # bytes (or 512M, 4G) that parallel decodes may hold together
+MEMORY_SHARE = 0.25  # without it: a quarter of the memory available when the stream starts
+
+
+def _pixel_limit() -> int:
+    """The most pixels one read may decode: ``images.base.pixel_limit()`` when the readers have it, else
+    the same rule read here (TFXRAY_MAX_PIXELS, default 60,000,000)."""
+    try:
+        from ..images.base import pixel_limit
+    except ImportError:
+        pixel_limit = None
+    if pixel_limit is not None:
+        return int(pixel_limit())
+    try:
+        return max(int(os.environ.get("TFXRAY_MAX_PIXELS", DEFAULT_MAX_PIXELS)), 1)
+    except ValueError:
+        return DEFAULT_MAX_PIXELS
+
+
+def _parse_bytes(text: str) -> int:
+    text = text.strip().upper().removesuffix("B")
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(text[-1:], 1)
+    number = text[:-1] if scale > 1 else text
+    try:
+        value = int(float(number) * scale)
+    except ValueError:
+        raise UserError(f"{MEMORY_ENV}={text!r}: expected a number of bytes, e.g. 4G or 512M") from None
+    if value <= 0:
+        raise UserError(f"{MEMORY_ENV}={text!r}: must be more than 0")
+    return value
+
+
+def _available_memory() -> int | None:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def decode_parallelism(cores: int | None = None) -> int:
+    """How many files may decode at once: as many as there are cores, but no more than fit in memory
+    at their worst (each at the readers' pixel limit).
+
+    Worst case per decode: the pixel limit (60,000,000 by default: a 7,746 px square, beyond any
+    radiograph detector) x 8 bytes = 480 MB. Budget: TFXRAY_DECODE_MEMORY, else a quarter of the
+    memory available (``os.sysconf``): with 16 GB free, 4 GB / 480 MB = 8 decodes at once; with
+    2 GB free, 1; never fewer than 1. Typical files are far smaller, so this only bites where a
+    pathological file would otherwise take the machine down with its neighbours.
+    """
+    cores = cores or os.cpu_count() or 1
+    given = os.environ.get(MEMORY_ENV, "").strip()
+    if given:
+        budget = _parse_bytes(given)
+    else:
+        available = _available_memory()
+        if available is None:
+            return cores
+        budget = int(available * MEMORY_SHARE)
+    return max(1, min(cores, budget // (_pixel_limit() * BYTES_PER_PIXEL)))
+
+
 def status_dataset(builder: InputBuilder, paths: Sequence[str], batch_size: int, *, all_frames: bool = False,
                    parallel=None):
     """Batches of (index, frame, frames, status, reason, metadata JSON, image) for ``paths``, in order.
@@ -207,13 +271,14 @@ def status_dataset(builder: InputBuilder, paths: Sequence[str], batch_size: int,
     frames; the other frames follow right after it, each read on its own, so memory holds one
     frame at a time. Without, only frame 0 is read. The paths stay a Python list (numpy strings
     would pad every path to the longest) and each element's source is looked up when decoded.
+    ``parallel``: decodes at once; by default ``decode_parallelism()`` (cores, bounded by memory).
     """
     import tensorflow as tf
 
     g = builder.geometry
     shape = (g.size, g.size, g.channels)
     table = list(paths)
-    parallel = tf.data.AUTOTUNE if parallel is None else parallel
+    parallel = decode_parallelism() if parallel is None else parallel
 
     def decode(index, frame):
         def run(i, k):

@@ -12,11 +12,25 @@ Headers are matched without regard to case or separators (``PatientID``, ``Patie
 them (``COLUMN_ALIASES``: ``patient``, ``subject_id``, ``StudyInstanceUID``...). A header one
 typing slip from a column tfxray reads (``patinet_id``) is refused with the column it nearly
 names, so a misspelt patient column never turns a patient-grouped split into an image-grouped one.
+
+A manifest is user input, checked before pandas sees it: a file over the size cap
+(``TFXRAY_MAX_MANIFEST_MB``, default 200 MB), with a NUL byte, or not UTF-8 is refused naming the line;
+a row with more fields than the header names its line. A relative path must stay inside the
+manifest's folder, after ``..`` and symlinks are followed: a row leading outside is refused (a
+manifest shipped with a data set cannot reach ``../../home/...`` or through a planted symlink). An
+absolute path is taken as written (tfxray's own split.csv and test.csv hold absolute paths): it is
+the user's explicit choice, so a data set kept elsewhere (or behind a symlink) is listed with
+absolute paths. A class-per-folder tree follows the same rule. Every bad row is named, at most
+``MAX_LISTED_PROBLEMS`` of them, in one line, with quoted values cut to ``SHOWN`` characters.
 """
 
 from __future__ import annotations
 
+import codecs
+import io
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +43,10 @@ IMAGE_COLUMNS = ("path", "label", "patient_id", "study_id", "series_id", "slice_
 BOX_COLUMNS = ("x1", "y1", "x2", "y2")
 TEXT_COLUMNS = ("patient_id", "study_id", "series_id", "label")  # ids stay text: "007" is not 7
 MAX_LISTED_PROBLEMS = 20
+MAX_MANIFEST_MB = 200.0  # default size cap; TFXRAY_MAX_MANIFEST_MB overrides it
+MANIFEST_CAP_VARIABLE = "TFXRAY_MAX_MANIFEST_MB"
+SHOWN = 60  # characters of a value quoted in an error message
+SHOWN_PATH = 200  # characters of a path quoted in an error message
 # Other names of the id columns (normalised: lower case, letters and digits only)
 COLUMN_ALIASES = {
     "patient": "patient_id", "patientnumber": "patient_id", "patientno": "patient_id", "subject": "patient_id",
@@ -79,17 +97,129 @@ def load_manifest(source: str | Path, classes: list[str] | None = None, check_fi
         table = _table_from_folders(source)
         base = source
     elif source.is_file():
+        text = _manifest_text(source)
         try:
-            header = pd.read_csv(source, nrows=0).columns
+            header = pd.read_csv(io.StringIO(text), nrows=0).columns
             names = canonical_columns(header, source)
-            table = pd.read_csv(source, dtype={h: str for h in header if names.get(h, h) in TEXT_COLUMNS})
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-            raise UserError(f"{source}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+            text_columns = (*TEXT_COLUMNS, "path")  # a path '00012' (a DICOM file) is not the number 12
+            table = pd.read_csv(io.StringIO(text), dtype={h: str for h in header if names.get(h, h) in text_columns})
+        except pd.errors.EmptyDataError:
+            raise UserError(f"{source}: empty file (a manifest needs a header line: path,label,...)") from None
+        except (pd.errors.ParserError, ValueError, OverflowError) as exc:
+            raise UserError(f"{source}: {_parser_problem(exc)}") from None
         table = table.rename(columns=names)
         base = source.parent
     else:
         raise UserError(f"{source}: no such manifest file or folder")
     return _validate(table, base, source, classes, check_files)
+
+
+def manifest_cap() -> int:
+    """The largest manifest read, in bytes: $TFXRAY_MAX_MANIFEST_MB (megabytes of 10^6 bytes), else ``MAX_MANIFEST_MB``."""
+    raw = os.environ.get(MANIFEST_CAP_VARIABLE, "").strip()
+    if not raw:
+        return int(MAX_MANIFEST_MB * 1_000_000)
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        megabytes = math.nan
+    if not math.isfinite(megabytes) or megabytes <= 0:
+        raise UserError(f"{MANIFEST_CAP_VARIABLE}={_shown(raw)}: a positive number of megabytes expected")
+    return int(megabytes * 1_000_000)
+
+
+def _line_of(raw: bytes, offset: int) -> int:
+    return raw.count(b"\n", 0, offset) + 1
+
+
+def _manifest_text(source: Path) -> str:
+    """The manifest's text, refused in one line when it is over the size cap, holds a NUL byte or is
+    not UTF-8 (the line and byte named); a UTF-8 byte-order mark is dropped."""
+    cap = manifest_cap()
+    limit = (f"a manifest over {cap:,} bytes ({cap / 1e6:,g} MB) is refused (set {MANIFEST_CAP_VARIABLE} to raise "
+             f"the limit)")
+    try:
+        size = source.stat().st_size
+        if size > cap:
+            raise UserError(f"{source}: {size:,} bytes; {limit}")
+        with open(source, "rb") as stream:
+            raw = stream.read(cap + 1)
+    except OSError as exc:
+        raise UserError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > cap:
+        raise UserError(f"{source}: {limit}")
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise UserError(f"{source}: line {_line_of(raw, nul)}: a NUL byte (byte {nul}); a manifest is a text CSV, "
+                        f"not a binary file")
+    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return raw[start:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = start + exc.start
+        raise UserError(f"{source}: line {_line_of(raw, at)}: not UTF-8 text (byte {at}: 0x{raw[at]:02x}); "
+                        f"save the manifest as UTF-8 CSV") from None
+
+
+def _parser_problem(exc: BaseException) -> str:
+    """pandas' complaint about a CSV in one line; a row with too many fields names its line."""
+    text = " ".join(str(exc).split())
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if fields:
+        expected, line, saw = fields.groups()
+        return f"line {line}: {saw} fields, but the header has {expected} (a value holding a comma needs quotes)"
+    return f"not a readable CSV ({text[:200]}{'...' if len(text) > 200 else ''})"
+
+
+def _shown(value, limit: int = SHOWN) -> str:
+    """``value`` as an error message quotes it: its repr, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _cut(value, limit: int = SHOWN) -> str:
+    """``str(value)`` cut to ``limit`` characters."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _shown_path(path: str) -> str:
+    return _cut(path, SHOWN_PATH)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _resolved(written: list[str], base: Path) -> list[str]:
+    """Each path as an absolute path: a relative one against ``base`` (``..`` folded, symlinks kept)."""
+    base_abs = os.path.abspath(base)
+    return [os.path.abspath(p) if os.path.isabs(p) else os.path.normpath(os.path.join(base_abs, p)) for p in written]
+
+
+def _escapes(written: list[str], resolved: list[str], base: Path) -> dict[int, str]:
+    """{row position: how it leaves} for the relative paths (``written``, as ``_resolved`` made them
+    absolute) that lead outside ``base``: by '..', or through a symlink (checked on the real path,
+    every symlink on the way followed)."""
+    base_abs = os.path.abspath(base)
+    base_real = os.path.realpath(base_abs)
+    real_parents: dict[str, str] = {}
+    escapes = {}
+    for i, (path, full) in enumerate(zip(written, resolved)):
+        if not path or os.path.isabs(path):
+            continue  # no path (reported apart), or the user's explicit choice (module docstring)
+        if not _inside(full, base_abs):
+            escapes[i] = "through '..'"
+            continue
+        parent, name = os.path.split(full)
+        if parent not in real_parents:
+            real_parents[parent] = os.path.realpath(parent)
+        real = os.path.join(real_parents[parent], name)
+        if os.path.islink(real):
+            real = os.path.realpath(real)
+        if not _inside(real, base_real):
+            escapes[i] = f"through a symlink (to {_shown_path(real)})"
+    return escapes
 
 
 def _normalised(name) -> str:
@@ -195,53 +325,76 @@ def _boxes_outside(table: pd.DataFrame, coords: pd.DataFrame, well_formed: pd.Se
 def _validate(table: pd.DataFrame, base: Path, source: Path, classes: list[str] | None, check_files: bool) -> Manifest:
     missing = [c for c in ("path", "label") if c not in table.columns]
     if missing:
-        raise UserError(f"{source}: missing column(s) {', '.join(missing)} (found: {', '.join(table.columns)})")
+        found = ", ".join(map(str, table.columns))
+        found = found if len(found) <= SHOWN_PATH else found[:SHOWN_PATH] + "..."
+        raise UserError(f"{source}: missing column(s) {', '.join(missing)} (found: {found})")
     table = table.copy()
-    table["label"] = table["label"].astype(str).str.strip()
-    table["path"] = [os.path.abspath(p if Path(p).is_absolute() else (base / p)) for p in table["path"].astype(str)]
+    folder = source.is_dir()
+    empty_path, empty_label = table["path"].isna().to_numpy(), table["label"].isna().to_numpy()
+    written = ["" if empty else str(p) for p, empty in zip(table["path"], empty_path)]  # as the manifest has it
+    labels = ["" if empty else str(v).strip() for v, empty in zip(table["label"], empty_label)]
+    no_path = np.array([not p.strip() for p in written], dtype=bool)
+    no_label = np.array([not v for v in labels], dtype=bool)
+    table["label"] = labels
+    table["path"] = resolved = _resolved(written, base)
     has_boxes = all(c in table.columns for c in BOX_COLUMNS)
     problems: list[str] = []
 
     def row_name(i: int) -> str:
+        if folder:
+            return _shown_path(written[i])
         return f"row {i + 2}"  # 1-based, after the header line, as a spreadsheet shows it
 
+    for i in np.flatnonzero(no_path):
+        problems.append(f"{row_name(i)}: no path")
+    for i in np.flatnonzero(no_label & ~no_path):
+        problems.append(f"{row_name(i)}: no label")
+    for i, how in _escapes(written, resolved, base).items():
+        if folder:
+            problems.append(f"{row_name(i)}: leads outside the folder {how}; refused (list the file in a CSV "
+                            f"manifest by its absolute path if it is meant)")
+        else:
+            problems.append(f"{row_name(i)}: path {_shown_path(written[i])} leads outside the manifest's folder "
+                            f"{how}; refused (write an absolute path if that file is meant)")
     duplicated = table.duplicated(keep="first")
     for i in np.flatnonzero(duplicated):
-        problems.append(f"{row_name(i)}: duplicate of an earlier row ({table['path'].iat[i]})")
+        problems.append(f"{row_name(i)}: duplicate of an earlier row ({_shown_path(table['path'].iat[i])})")
     if classes is None:
-        classes = sorted(table["label"].unique())
+        classes = sorted(table.loc[~no_label, "label"].unique())
     else:
-        unknown = ~table["label"].isin(classes)
+        unknown = ~table["label"].isin(classes).to_numpy() & ~no_label
         for i in np.flatnonzero(unknown):
-            problems.append(f"{row_name(i)}: unknown label {table['label'].iat[i]!r} (expected {', '.join(classes)})")
+            problems.append(f"{row_name(i)}: unknown label {_shown(table['label'].iat[i])} "
+                            f"(expected {', '.join(classes)})")
     counts = table.drop_duplicates("path")["label"].value_counts()
     for cls in classes:
         if counts.get(cls, 0) == 0:
             problems.append(f"class {cls!r} has no images")
     if check_files:
-        exists = {p: Path(p).is_file() for p in table["path"].unique()}
+        exists = {p: os.path.isfile(p) for p in table["path"].unique()}  # False, never an error, for odd paths
         for i, p in enumerate(table["path"]):
-            if not exists[p]:
-                problems.append(f"{row_name(i)}: file not found: {p}")
+            if not exists[p] and not no_path[i]:
+                problems.append(f"{row_name(i)}: file not found: {_shown_path(p)}")
     if has_boxes:
         coords = table[list(BOX_COLUMNS)].apply(pd.to_numeric, errors="coerce")
         given = coords.notna().any(axis=1)
         complete = coords.notna().all(axis=1)
         ordered = (coords.x2 > coords.x1) & (coords.y2 > coords.y1) & (coords >= 0).all(axis=1)
         for i in np.flatnonzero(given & ~(complete & ordered)):
-            problems.append(f"{row_name(i)}: bad box {tuple(table[list(BOX_COLUMNS)].iloc[i])} (need 0 <= x1 < x2, y1 < y2)")
+            problems.append(f"{row_name(i)}: bad box {_shown(tuple(table[list(BOX_COLUMNS)].iloc[i]))} "
+                            f"(need 0 <= x1 < x2, y1 < y2)")
         if check_files:
             problems.extend(_boxes_outside(table, coords, complete & ordered, exists, row_name))
     if "slice_index" in table.columns:  # the order of slices in a series (CT neighbours)
         position = pd.to_numeric(table["slice_index"], errors="coerce")
         for i in np.flatnonzero(position.isna() & table["slice_index"].notna()):
-            problems.append(f"{row_name(i)}: slice_index {table['slice_index'].iat[i]!r} is not a number")
+            problems.append(f"{row_name(i)}: slice_index {_shown(table['slice_index'].iat[i])} is not a number")
         if "series_id" in table.columns:
             slices = table.assign(_position=position).dropna(subset=["series_id", "_position"])
             slices = slices.drop_duplicates("path")
             clash = slices.duplicated(["series_id", "_position"], keep="first")
             for i in slices.index[clash]:
-                problems.append(f"{row_name(i)}: series {table['series_id'].iat[i]} already has a slice "
+                problems.append(f"{row_name(i)}: series {_cut(table['series_id'].iat[i])} already has a slice "
                                 f"{position.iat[i]:g}")
     # The same image must not carry two labels or two patients.
     per_image = table.groupby("path")
@@ -249,7 +402,7 @@ def _validate(table: pd.DataFrame, base: Path, source: Path, classes: list[str] 
         if column in table.columns:
             conflicting = per_image[column].nunique(dropna=False) > 1
             for path in conflicting[conflicting].index:
-                problems.append(f"{path}: rows disagree on {column}")
+                problems.append(f"{_shown_path(path)}: rows disagree on {column}")
     if problems:
         shown = problems[:MAX_LISTED_PROBLEMS]
         more = f"; and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""

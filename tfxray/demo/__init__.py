@@ -17,6 +17,39 @@ class DemoResult:
     report: dict
 
 
+class StepTimer:
+    """Wall seconds of each demo step: ``step("train")`` closes the step that began when the last one ended."""
+
+    def __init__(self):
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str) -> None:
+        self.seconds[name] = round(time.perf_counter() - self.started - sum(self.seconds.values()), 1)
+
+
+def fresh(path: Path) -> Path:
+    """``path`` with whatever an earlier demo left there removed (a demo folder is rerun from scratch)."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    return path
+
+
+def make_inbox(inbox: Path, paths, images_root: Path) -> Path:
+    """A folder to score, as a PACS export would give it: the images at their relative places, plus a
+    truncated PNG (an error row) and a text note (a skipped row)."""
+    fresh(inbox)
+    for path in sorted(paths):
+        target = inbox / Path(path).relative_to(images_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    (inbox / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated")
+    (inbox / "README.txt").write_text("Not an image: tfxray skips it with a reason.\n")
+    return inbox
+
+
 def run_demo(
     out: str | Path,
     *,
@@ -41,19 +74,12 @@ def run_demo(
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    timings = {}
-
-    def step(name: str):
-        timings[name] = round(time.perf_counter() - started - sum(timings.values()), 1)
-
+    step = StepTimer()
     from ..data.synth import parse_mix
 
     mix = parse_mix(difficulty)
     say(f"[1/6] synthesising {n_images} wrist phantoms (seed {seed}, difficulty {difficulty or 'default'})")
-    data_dir = out / "data"
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
+    data_dir = fresh(out / "data")
     # 192 px: twice the recipe's input size, as 256 px phantoms were for 128 px
     synthesized = synthesize(data_dir, task="wrist", n=n_images, seed=seed, fmt="png", size=192, difficulty=mix)
     step("synthesise")
@@ -61,9 +87,7 @@ def run_demo(
     say("[2/6] training (patient-grouped 80:10:10 split)")
     overrides = [(["train", "seed"], seed)] + ([(["train", "epochs"], epochs)] if epochs else [])
     recipe = load_recipe("demo", overrides)
-    run_dir = out / "run"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
+    run_dir = fresh(out / "run")
     manifest = load_manifest(data_dir / "manifest.csv", classes=recipe.classes)
     result = train(recipe, manifest, run_dir, verbose=2)
     step("train")
@@ -86,27 +110,15 @@ def run_demo(
     step("evaluate")
 
     say("[4/6] scoring a folder (test images, plus a broken file and a note)")
-    inbox = out / "inbox"
-    if inbox.exists():
-        shutil.rmtree(inbox)
-    for path in sorted(test_paths):
-        target = inbox / Path(path).relative_to(data_dir / "images")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-    (inbox / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated")
-    (inbox / "README.txt").write_text("Not an image: tfxray skips it with a reason.\n")
-    scores_csv = out / "scores.csv"
-    if scores_csv.exists():
-        scores_csv.unlink()
+    inbox = make_inbox(out / "inbox", test_paths, data_dir / "images")
+    scores_csv = fresh(out / "scores.csv")
     summary = score_folder(bundle, inbox, scores_csv, progress=False)
     for line in summary.lines():
         say("  " + line)
     step("score")
 
     say("[5/6] Grad-CAM on test fractures")
-    gradcam_dir = out / "gradcam"
-    if gradcam_dir.exists():
-        shutil.rmtree(gradcam_dir)
+    gradcam_dir = fresh(out / "gradcam")
     fractures = test.subset(test.images["label"] == "fracture")
     panels = write_panels(bundle, None, gradcam_dir, boxes=fractures, max_panels=n_panels, progress=False)
     localisation = panels.localization or {}
@@ -126,7 +138,7 @@ def run_demo(
         "difficulty": {"mix": difficulty or "default", "resolved": mix.describe(), "test_auc_by_grade": by_difficulty},
         "pointing_game": localisation,
         "scoring": {"files": summary.total, "scored": summary.scored, "errors": summary.errors, "skipped": summary.skipped},
-        "seconds": timings,
+        "seconds": step.seconds,
         "files": {
             "run_dir": str(run_dir),
             "history_png": str(run_dir / "history.png"),

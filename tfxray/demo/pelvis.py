@@ -5,15 +5,13 @@ pelvis phantoms with hard-positive mining, both evaluated on the same held-out p
 
 from __future__ import annotations
 
-import shutil
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from . import DemoResult
+from . import DemoResult, StepTimer, fresh, make_inbox
 from ..io import atomic_write_json, atomic_write_text
 
 RANDOM_BOX_DRAWS = 50
@@ -49,8 +47,8 @@ def random_box_recall(detections: pd.DataFrame, truth: pd.DataFrame, images: pd.
     return float(np.mean(recalls))
 
 
-def run_pelvis_demo(out: str | Path, *, n_skeleton: int = 300, n_pelvis: int = 400, seed: int = 0,
-                    epochs: int | None = None, say: Callable[[str], None] = print) -> DemoResult:
+def run_pelvis_demo(out: str | Path, *, n_skeleton: int = 200, n_pelvis: int = 300, seed: int = 0,
+                    epochs: int | None = None, generic_epochs: int = 6, say: Callable[[str], None] = print) -> DemoResult:
     from ..config import load_recipe
     from ..data.manifest import load_manifest
     from ..data.synth import synthesize
@@ -60,17 +58,7 @@ def run_pelvis_demo(out: str | Path, *, n_skeleton: int = 300, n_pelvis: int = 4
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    timings = {}
-
-    def step(name: str):
-        timings[name] = round(time.perf_counter() - started - sum(timings.values()), 1)
-
-    def fresh(path: Path) -> Path:
-        if path.exists():
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-        return path
-
+    step = StepTimer()
     say(f"[1/6] synthesising {n_skeleton} skeleton (wrist, ankle, knee, hand, shoulder) and {n_pelvis} pelvis "
         f"phantoms (seed {seed})")
     skeleton_dir, pelvis_dir = fresh(out / "data" / "skeleton"), fresh(out / "data" / "pelvis")
@@ -80,7 +68,9 @@ def run_pelvis_demo(out: str | Path, *, n_skeleton: int = 300, n_pelvis: int = 4
 
     base = [(["train", "seed"], seed)] + ([(["train", "epochs"], epochs)] if epochs else [])
     say("[2/6] training the generic fracture detector on the skeleton set")
-    generic = load_recipe("demo-pelvis", base + [(["data", "split"], [0.85, 0.15, 0.0])])
+    # the generic detector only has to give the fine-tuning a start: fewer epochs than the recipe's
+    generic = load_recipe("demo-pelvis", base + [(["data", "split"], [0.85, 0.15, 0.0]),
+                                                 (["train", "epochs"], epochs or generic_epochs)])
     generic_dir = fresh(out / "generic")
     train(generic, load_manifest(skeleton_dir / "manifest.csv", classes=generic.classes), generic_dir, verbose=2)
     step("train generic")
@@ -105,13 +95,7 @@ def run_pelvis_demo(out: str | Path, *, n_skeleton: int = 300, n_pelvis: int = 4
     step("evaluate")
 
     say("[5/6] scoring a folder (test images, plus a broken file and a note) into scores.csv and boxes.csv")
-    inbox = fresh(out / "inbox")
-    for path in sorted(finetuned.manifest.images["path"]):
-        target = inbox / Path(path).relative_to(pelvis_dir / "images")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-    (inbox / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"truncated")
-    (inbox / "README.txt").write_text("Not an image: tfxray skips it with a reason.\n")
+    inbox = make_inbox(out / "inbox", finetuned.manifest.images["path"], pelvis_dir / "images")
     scores_csv = out / "scores.csv"
     for stale in (scores_csv, box_path(scores_csv)):
         stale.unlink(missing_ok=True)
@@ -141,7 +125,7 @@ def run_pelvis_demo(out: str | Path, *, n_skeleton: int = 300, n_pelvis: int = 4
         "n_test_patients": int(finetuned.manifest.images["patient_id"].nunique()),
         "scoring": {"files": summary.total, "scored": summary.scored, "errors": summary.errors,
                     "skipped": summary.skipped, "boxes": summary.boxes},
-        "seconds": timings,
+        "seconds": step.seconds,
         "files": {
             "generic_run": str(generic_dir), "run_dir": str(run_dir), "mined_csv": str(run_dir / "mined.csv"),
             "evaluation_before": str(evaluation_dir / names[0]), "evaluation_after": str(evaluation_dir / names[1]),

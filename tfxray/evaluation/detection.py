@@ -196,8 +196,8 @@ def _thinned(frame: pd.DataFrame, keep: int | None = None) -> dict:
     count = len(frame)
     index = np.arange(count)
     if count > ROC_POINTS_KEPT:
-        index = np.unique(np.concatenate((np.linspace(0, count - 1, ROC_POINTS_KEPT).round().astype(int),
-                                          [] if keep is None else [keep])))
+        extra = np.array([] if keep is None else [keep], dtype=int)  # an empty list alone would make it float
+        index = np.unique(np.concatenate((np.linspace(0, count - 1, ROC_POINTS_KEPT).round().astype(int), extra)))
     out = {"n_points": count, "thinned": bool(count > ROC_POINTS_KEPT)}
     out.update({column: frame[column].to_numpy()[index].tolist() for column in frame.columns})
     return out

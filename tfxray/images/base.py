@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,42 @@ def empty_meta(kind: str) -> dict:
     meta["kind"] = kind
     meta["pixel_padding_masked"] = False
     return meta
+
+
+# Decompression bombs: a read refuses, before decoding, a file that declares more pixels than this
+# (rows x columns x samples x frames read). 60 million is a 7,700 x 7,700 gray image, three times
+# the largest radiograph detectors; a whole stack read counts every frame.
+DEFAULT_MAX_PIXELS = 60_000_000
+MAX_PIXELS_ENV = "TFXRAY_MAX_PIXELS"
+
+
+def pixel_limit(max_pixels: int | None = None) -> int:
+    """The pixel budget of one read: ``max_pixels``, else $TFXRAY_MAX_PIXELS, else ``DEFAULT_MAX_PIXELS``."""
+    if max_pixels is not None:
+        if isinstance(max_pixels, bool) or int(max_pixels) < 1:
+            raise ValueError(f"max_pixels must be a positive number of pixels, not {max_pixels!r}")
+        return int(max_pixels)
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return DEFAULT_MAX_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(f"{MAX_PIXELS_ENV} must be a positive whole number of pixels, not {text!r}")
+    return value
+
+
+def check_pixel_budget(path, rows: int, cols: int, frames: int = 1, samples: int = 1, limit: int | None = None) -> None:
+    """Refuse (``ImageReadError``) an image that declares more pixels than ``limit`` (default ``pixel_limit()``)."""
+    limit = pixel_limit() if limit is None else limit
+    total = int(rows) * int(cols) * int(frames) * int(samples)
+    if total <= limit:
+        return
+    shape = f"{int(rows)} x {int(cols)}" + (f" x {int(samples)} samples" if samples != 1 else "") \
+        + (f" x {int(frames)} frames" if frames != 1 else "")
+    raise ImageReadError(path, f"declares {shape} = {total:,} pixels, over the limit of {limit:,} ({MAX_PIXELS_ENV})")
 
 
 NOT_AN_IMAGE = "not an image file (no DICOM, PNG, JPEG or TIFF signature)"

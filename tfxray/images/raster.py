@@ -15,31 +15,47 @@ Keras' image loaders go through 8-bit Pillow modes and clip 16-bit radiographs; 
 
 With ``max_size``, JPEGs are decoded at a reduced DCT scale (Pillow ``draft``) and every image is
 then box-averaged by an integer factor until its longer side fits.
+
+Before any pixel is decoded, the declared size (Pillow's ``size`` after ``open``, tifffile's page
+shapes) is checked against the pixel limit (``base.pixel_limit``); Pillow's own decompression-bomb
+limit (``PIL.Image.MAX_IMAGE_PIXELS``) is reported the same way. tifffile has no such limit.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from .base import ImageReadError, RadiographImage, frame_index, area_downsample, describe, empty_meta, luminance, scale_by_range
+from .base import (ImageReadError, NotAnImageError, RadiographImage, area_downsample, check_pixel_budget, describe,
+                   empty_meta, frame_index, luminance, pixel_limit, scale_by_range)
+from .sniff import NotARegularFileError, open_regular
 
 
-def read_raster(path, kind: str, *, frame: int | None = 0, gray: bool = True, max_size: int | None = None
-                ) -> RadiographImage:
-    """Read a PNG, JPEG or TIFF file (``kind`` from ``sniff``)."""
+def read_raster(path, kind: str, *, frame: int | None = 0, gray: bool = True, max_size: int | None = None,
+                max_pixels: int | None = None) -> RadiographImage:
+    """Read a PNG, JPEG or TIFF file (``kind`` from ``sniff``); ``max_pixels``: see ``base.pixel_limit``."""
+    from PIL import Image
+
+    limit = pixel_limit(max_pixels)
     try:
         if kind == "tiff":
             try:
-                frames, meta = _read_tiff_tifffile(path, frame)
+                frames, meta = _read_tiff_tifffile(path, frame, limit)
             except _TifffileCannot:
-                frames, meta = _read_pillow(path, kind, frame, max_size)
+                frames, meta = _read_pillow(path, kind, frame, max_size, limit)
         else:
-            frames, meta = _read_pillow(path, kind, frame, max_size)
+            frames, meta = _read_pillow(path, kind, frame, max_size, limit)
     except ImageReadError:
         raise
+    except NotARegularFileError as exc:
+        raise NotAnImageError(path, exc.strerror) from None
+    except Image.DecompressionBombError:  # Image.open refuses over twice PIL.Image.MAX_IMAGE_PIXELS
+        raise ImageReadError(path, f"declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, over Pillow's limit "
+                                   "(PIL.Image.MAX_IMAGE_PIXELS)") from None
     except MemoryError:
-        raise
-    except Exception as exc:  # noqa: BLE001  truncated or corrupt files
+        raise ImageReadError(path, f"cannot decode {kind.upper()}: out of memory") from None
+    except Exception as exc:  # noqa: BLE001  truncated or corrupt files, OverflowError…
         raise ImageReadError(path, f"cannot decode {kind.upper()}: {describe(exc)}") from None
 
     colour = frames[0].ndim == 3
@@ -51,6 +67,8 @@ def read_raster(path, kind: str, *, frame: int | None = 0, gray: bool = True, ma
     elif colour:
         stack = stack[..., :3]
     pixels = stack[0] if meta["frame"] is not None or len(stack) == 1 else stack
+    if not np.isfinite(pixels).all():
+        raise ImageReadError(path, f"the {kind.upper()} decoder gave non-finite pixel values")
     return RadiographImage(np.ascontiguousarray(pixels, dtype=np.float32), meta, None)
 
 
@@ -74,19 +92,26 @@ _PILLOW_PHOTOMETRIC = {"1": "MONOCHROME2", "L": "MONOCHROME2", "LA": "MONOCHROME
                        "CMYK": "CMYK", "YCbCr": "YBR_FULL", "LAB": "LAB", "HSV": "HSV"}
 
 
-def _read_pillow(path, kind: str, frame: int | None, max_size: int | None):
+def _read_pillow(path, kind: str, frame: int | None, max_size: int | None, limit: int):
     from PIL import Image
 
-    with Image.open(path) as image:
+    with open_regular(path) as handle, Image.open(handle) as image:
+        width, height = image.size
+        if not width or not height:
+            raise ImageReadError(path, f"declares an empty image ({height} x {width})")
+        _check_pillow_limit(path, width, height)
         n_frames = int(getattr(image, "n_frames", 1) or 1)
         index = frame_index(path, frame, n_frames)
         wanted = [index] if index is not None else list(range(n_frames))
+        check_pixel_budget(path, height, width, len(wanted), len(image.getbands()), limit)
         photometric = _PILLOW_PHOTOMETRIC.get(image.mode, image.mode)
-        width, height = image.size
         frames, bits = [], 8
         for number in wanted:
             if number:
                 image.seek(number)
+                if image.size != (width, height):  # frames of another size (APNG, multi-page TIFF)
+                    _check_pillow_limit(path, *image.size)
+                    check_pixel_budget(path, image.size[1], image.size[0], len(wanted), len(image.getbands()), limit)
             if kind == "jpeg" and max_size is not None and number == 0:
                 # DCT-domain reduction to the smallest 1/2, 1/4, 1/8 scale still >= max_size
                 image.draft(image.mode, (max_size, max_size))
@@ -95,6 +120,15 @@ def _read_pillow(path, kind: str, frame: int | None, max_size: int | None):
         if frames and frames[0].ndim == 2 and photometric == "RGB":  # 16-bit gray+alpha PNG, opened as RGBA
             photometric = "MONOCHROME2"
     return frames, _raster_meta(kind, photometric, bits, height, width, n_frames, index)
+
+
+def _check_pillow_limit(path, width: int, height: int) -> None:
+    """Pillow only warns (DecompressionBombWarning) between MAX_IMAGE_PIXELS and twice that: refuse those too."""
+    from PIL import Image
+
+    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+        raise ImageReadError(path, f"declares {height} x {width} = {width * height:,} pixels, over Pillow's limit of "
+                                   f"{Image.MAX_IMAGE_PIXELS:,} (PIL.Image.MAX_IMAGE_PIXELS)")
 
 
 def _pillow_pixels(path, image, kind: str) -> tuple[np.ndarray, int]:
@@ -158,7 +192,7 @@ def _png_16bit_colour(path, rawmode: str) -> np.ndarray:
     from PIL import Image
 
     def decode(as_rawmode: str) -> np.ndarray:
-        with Image.open(path) as image:  # mode RGB or RGBA (Pillow opens gray+alpha 16 as RGBA)
+        with open_regular(path) as handle, Image.open(handle) as image:  # mode RGB or RGBA (Pillow opens gray+alpha 16 as RGBA)
             tile = image.tile[0]
             image.tile = [tile._replace(args=as_rawmode) if hasattr(tile, "_replace")
                           else (tile[0], tile[1], tile[2], as_rawmode)]
@@ -177,11 +211,11 @@ def _png_16bit_colour(path, rawmode: str) -> np.ndarray:
 _TIFF_PHOTOMETRIC = {0: "MONOCHROME1", 1: "MONOCHROME2", 2: "RGB", 3: "PALETTE COLOR"}
 
 
-def _read_tiff_tifffile(path, frame: int | None):
+def _read_tiff_tifffile(path, frame: int | None, limit: int):
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with open_regular(path) as handle, tifffile.TiffFile(handle) as tif:
             series = tif.series[0] if tif.series else None
             pages = list(series.pages) if series is not None else list(tif.pages)
             pages = [page for page in pages if page is not None]
@@ -193,6 +227,7 @@ def _read_tiff_tifffile(path, frame: int | None):
                 raise _TifffileCannot(f"photometric {photometric}")
             index = frame_index(path, frame, len(pages))
             wanted = [index] if index is not None else list(range(len(pages)))
+            _check_tiff_budget(path, [pages[number] for number in wanted], limit)
             frames = [_tiff_page_pixels(pages[number], photometric) for number in wanted]
             bits = int(first.bitspersample)
             meta = _raster_meta("tiff", _TIFF_PHOTOMETRIC[photometric], bits, first.imagelength, first.imagewidth,
@@ -204,6 +239,21 @@ def _read_tiff_tifffile(path, frame: int | None):
         # KeyError / ValueError: a codec that needs imagecodecs (LZW, PackBits, JPEG…) or a layout
         # tifffile rejects; Pillow reads most of those.
         raise _TifffileCannot(str(exc)) from None
+
+
+def _check_tiff_budget(path, pages: list, limit: int) -> None:
+    """tifffile has no decompression-bomb limit: check the declared page shapes before decoding any."""
+    first = pages[0]
+    rows, cols = int(first.imagelength), int(first.imagewidth)
+    if not rows or not cols:
+        raise ImageReadError(path, f"declares an empty image ({rows} x {cols})")
+    total = sum(math.prod(page.shape) for page in pages)
+    if total <= limit:
+        return
+    samples = max(1, math.prod(first.shape) // (rows * cols))  # samples, and depth of a volume page
+    check_pixel_budget(path, rows, cols, len(pages), samples, limit)
+    raise ImageReadError(path, f"declares {total:,} pixels in {len(pages)} pages, over the limit of {limit:,} "
+                               "(TFXRAY_MAX_PIXELS)")  # pages of different sizes
 
 
 def _tiff_page_pixels(page, photometric: int) -> np.ndarray:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import stat
 import warnings
 
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory Storage
@@ -23,12 +26,16 @@ def sniff(path) -> str | None:
     explicit VR, either byte order, starting with group 0002 or 0008) that pydicom reads with
     ``force=True``. A DICOM file whose Media Storage SOP Class is the directory class is
     ``'dicomdir'``. DICOM without pixel data (SR, RT plan…) is still ``'dicom'``: ``read_image``
-    says why it is not an image. Raises OSError when the file cannot be opened.
+    says why it is not an image. A named pipe, socket or device is None (never opened). Raises
+    OSError when the file cannot be opened.
 
     ``read_image`` does not call this: it takes ``signature`` and lets the DICOM reader decide
     the rest while it parses the header, so a header is parsed once.
     """
-    kind = signature(path)
+    try:
+        kind = signature(path)
+    except NotARegularFileError:
+        return None
     if kind == "dicom":
         return "dicomdir" if _is_dicomdir(path) else "dicom"
     if kind == BARE_DICOM:
@@ -36,10 +43,68 @@ def sniff(path) -> str | None:
     return kind
 
 
+class NotARegularFileError(OSError):
+    """A named pipe, socket or device: reading one can block forever, so it is never opened."""
+
+
+_SPECIAL_FILES = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                  (stat.S_ISBLK, "a block device"))
+
+
+def _require_regular(path, mode: int) -> None:
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "a folder, not a file", str(path))
+    kind = next((name for test, name in _SPECIAL_FILES if test(mode)), "a special file")
+    raise NotARegularFileError(errno.EINVAL, f"not a regular file ({kind})", str(path))
+
+
+class RegularFile(io.BufferedReader):
+    """A regular file open for reading whose ``read(n)`` never asks for more bytes than are left.
+
+    CPython's ``read(n)`` reserves n bytes before reading, so a corrupt 4 GB element length in a
+    few-kilobyte DICOM file would raise MemoryError inside pydicom instead of a short read.
+    """
+
+    def __init__(self, raw: io.FileIO):
+        super().__init__(raw)
+        self.size = os.fstat(raw.fileno()).st_size
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size > 0:
+            size = min(size, max(0, self.size - self.tell()))
+            if size == 0:
+                return b""
+        return super().read(size)
+
+
+def open_regular(path, reader: type[RegularFile] = RegularFile) -> RegularFile:
+    """Open ``path`` for reading if it is a regular file, without ever blocking.
+
+    Raises ``NotARegularFileError`` (an OSError) for a named pipe, socket or device and
+    ``IsADirectoryError`` for a folder. The file is checked before it is opened (opening a
+    device can have effects) and again once open with O_NONBLOCK (the name may have been
+    replaced in between; O_NONBLOCK keeps the open of a pipe from waiting for a writer).
+    ``reader``: the ``RegularFile`` subclass to return.
+    """
+    _require_regular(path, os.stat(path).st_mode)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    raw = io.FileIO(os.fspath(path), "rb", opener=lambda name, _: os.open(name, flags))
+    try:
+        _require_regular(path, os.fstat(raw.fileno()).st_mode)
+        return reader(raw)
+    except BaseException:
+        raw.close()
+        raise
+
+
 def signature(path) -> str | None:
     """The file type from its first bytes alone: ``'dicom'`` (DICM preamble), ``BARE_DICOM`` (may be
-    a DICOM data set without preamble: only a parse can tell), ``'png'``, ``'jpeg'``, ``'tiff'`` or None."""
-    with open(path, "rb") as handle:
+    a DICOM data set without preamble: only a parse can tell), ``'png'``, ``'jpeg'``, ``'tiff'`` or None.
+
+    Opens regular files only (``open_regular``): never blocks on a pipe or device."""
+    with open_regular(path) as handle:
         head = handle.read(132)
     if head[128:132] == b"DICM":
         return "dicom"
@@ -84,9 +149,9 @@ def reads_as_bare_dicom(path, ds=None) -> bool:
         import pydicom
 
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), open_regular(path) as handle:
                 warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+                ds = pydicom.dcmread(handle, force=True, stop_before_pixels=True)
         except Exception:  # noqa: BLE001  not DICOM after all
             return False
     tags = list(ds.keys())

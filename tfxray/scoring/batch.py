@@ -197,21 +197,23 @@ def score_folder(
     _check_options(folder, out_csv, resume=resume, hash_ids=hash_ids, salt=salt, aggregate=aggregate,
                    batch_size=batch_size, gradcam_dir=gradcam_dir, gradcam_method=gradcam_method,
                    overlays_dir=overlays_dir)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(out_csv, "another tfxray score is writing it",
-                        "; shards each write their own --out") as lock:
+    try:
+        out_csv.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out_csv}: cannot create its folder ({exc.strerror or exc})") from None
+    with exclusive_lock(out_csv, "another tfxray score is writing it", "; shards each write their own --out"):
         if out_csv.exists() and not resume:
             raise UserError(f"{out_csv}: already exists (use --resume to continue it, or choose another --out)")
         return _score_locked(run, folder, out_csv, batch_size=batch_size, resume=resume, shard=shard,
                              hash_ids=hash_ids, salt=salt, aggregate=aggregate, progress=progress,
                              gradcam_dir=gradcam_dir, gradcam_only_positives=gradcam_only_positives,
                              gradcam_method=gradcam_method, devices=devices, allow_modality=allow_modality,
-                             overlays_dir=overlays_dir, lock=lock)
+                             overlays_dir=overlays_dir)
 
 
 def _score_locked(run, folder: Path, out_csv: Path, *, batch_size, resume, shard, hash_ids, salt, aggregate, progress,
-                  gradcam_dir, gradcam_only_positives, gradcam_method, devices, allow_modality, overlays_dir,
-                  lock: Path) -> ScoreSummary:
+                  gradcam_dir, gradcam_only_positives, gradcam_method, devices, allow_modality,
+                  overlays_dir) -> ScoreSummary:
     """``score_folder`` once its options are checked and it holds the CSV's lock."""
     bundle, predict = _load_for_scoring(run, devices)
     detector = bundle.meta.is_detection

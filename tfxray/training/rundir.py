@@ -1,4 +1,4 @@
-"""A run folder that a failed start leaves as it found it."""
+"""A run folder that a failed start leaves as it found it, and what state a run folder is in."""
 
 from __future__ import annotations
 
@@ -39,3 +39,18 @@ def removed_unless(run_dir: Path, started: Callable[[], bool]) -> Iterator[None]
 def looks_like_a_run(folder: Path) -> bool:
     """A folder tfxray wrote (a training or a cross-validation): safe for --overwrite to remove."""
     return any((Path(folder) / name).exists() for name in RUN_MARKERS)
+
+
+CHECKPOINT_DIRS = ("checkpoint", "checkpoint-finetune")  # removed when their phase ends (trainer, detection)
+BUNDLE_FILES = ("tfxray.json", "model.keras")  # models.bundle: written last, once training has finished
+OOF_FILE = "oof_scores.csv"  # a cross-validation's last file (crossval.OOF_FILE)
+
+
+def is_complete(folder: Path) -> bool:
+    """A run that finished: its bundle is written and no phase's checkpoint is left (a training), or its
+    out-of-fold scores are written (a cross-validation). Nothing is left to resume in it."""
+    folder = Path(folder)
+    if (folder / "folds.csv").is_file():
+        return (folder / OOF_FILE).is_file()
+    return all((folder / name).is_file() for name in BUNDLE_FILES) and not any(
+        (folder / name).exists() for name in CHECKPOINT_DIRS)
