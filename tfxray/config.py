@@ -5,10 +5,11 @@ a stricter ``yaml.SafeLoader``: no anchors or aliases (a few hundred bytes of ne
 expand to gigabytes), no tags but the standard str/int/float/bool/null/map/seq ones (``!!python/...``
 and custom tags are refused, not constructed), no implicit dates, no key given twice, nesting at most
 ``MAX_RECIPE_DEPTH`` deep; files over ``MAX_RECIPE_BYTES`` and files that are not UTF-8 are refused
-with the byte offset. Every refusal is one line naming the file and line, quoting at most ``SHOWN``
-characters of any value. Unknown keys are refused with the nearest valid key (a short or common name such
-as ``learning_rate`` gets its dotted field, ``train.lr``), so a misspelt field never passes
-silently. Precedence is decided here (``resolve_recipe``, over layers the CLI sorts by source):
+with the line and byte offset. Such a refusal is one line naming the file and the line; the schema's
+refusals name the recipe and the field; none quotes more than ``SHOWN`` characters of a value.
+Unknown keys are refused with the nearest valid key (a short or common name such as
+``learning_rate`` gets its dotted field, ``train.lr``), so a misspelt field never passes silently.
+Precedence is decided here (``resolve_recipe``, over layers the CLI sorts by source):
 command-line option > environment variable (Click's ``TFXRAY_*``) > recipe > code default.
 """
 

@@ -115,7 +115,8 @@ def load_manifest(source: str | Path, classes: list[str] | None = None, check_fi
 
 
 def manifest_cap() -> int:
-    """The largest manifest read, in bytes: $TFXRAY_MAX_MANIFEST_MB (megabytes of 10^6 bytes), else ``MAX_MANIFEST_MB``."""
+    """The largest manifest read, in bytes: $TFXRAY_MAX_MANIFEST_MB (megabytes of 10^6 bytes), else
+    ``MAX_MANIFEST_MB``."""
     raw = os.environ.get(MANIFEST_CAP_VARIABLE, "").strip()
     if not raw:
         return int(MAX_MANIFEST_MB * 1_000_000)

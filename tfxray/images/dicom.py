@@ -173,7 +173,9 @@ def _load(path, bare: bool = False, limit: int | None = None):
         truncated = _truncated_pixel_data(path)
         if truncated:
             raise ImageReadError(path, truncated) from None
-        reason = "out of memory (a corrupt element length?)" if isinstance(exc, MemoryError) else describe(exc)
+        # No data set to scrub against: drop whatever pydicom quotes (a value, raw bytes)
+        reason = "out of memory (a corrupt element length?)" if isinstance(exc, MemoryError) \
+            else re.sub(r"b?'[^']*'|b?\"[^\"]*\"", "(a value)", describe(exc))
         raise ImageReadError(path, f"not readable as DICOM: {reason}") from None
     if bare and not reads_as_bare_dicom(path, ds):
         raise NotAnImageError(path, NOT_AN_IMAGE)
@@ -182,19 +184,21 @@ def _load(path, bare: bool = False, limit: int | None = None):
 
 
 def _convert_elements(ds) -> None:
-    """Convert every top-level element now; one whose value does not fit its VR becomes UN (raw bytes).
+    """Convert every top-level element now; one whose value does not fit its VR is kept as OB (raw bytes).
 
     pydicom converts lazily, at first access, so such a value would raise anywhere later (any
-    ``ds.get``), with a message that quotes it."""
+    ``ds.get``), with a message that quotes it. OB, not UN: pydicom would convert UN again by
+    the dictionary's VR."""
     from pydicom.dataelem import DataElement
 
     for dataset in (getattr(ds, "file_meta", None), ds):
         for tag in list((dataset or {}).keys()):
             try:
                 dataset[tag]
-            except Exception:  # noqa: BLE001  BytesLengthException, a broken sequence…
-                raw = dataset.get_item(tag)
-                dataset[tag] = DataElement(tag, "UN", raw.value if isinstance(raw.value, bytes) else b"")
+            except Exception:  # noqa: BLE001  BytesLengthException, an unknown VR, a broken sequence…
+                raw = dataset.get_item(tag, keep_deferred=True)
+                value = getattr(raw, "value", None)
+                dataset[tag] = DataElement(tag, "OB", value if isinstance(value, bytes) else b"")
 
 
 # The PixelData tag in either byte order, and the explicit VRs it is written with.
@@ -247,7 +251,11 @@ def _require_image(path, ds) -> None:
     if all(keyword in ds for keyword in ("Rows", "Columns", "BitsAllocated")) and "PixelDataProviderURL" not in ds:
         raise ImageReadError(path, "pixel data truncated: Rows (0028,0010) and Columns (0028,0011) declare an image "
                                    "but the file ends before PixelData (7FE0,0010)")
-    raise NotAnImageError(path, f"DICOM without pixel data ({_sop_class_name(ds, sop_class)})")
+    name = _sop_class_name(ds, sop_class)
+    if "Image Storage" in name:  # an image object (CT, DX, Secondary Capture…) cut before its pixels
+        raise ImageReadError(path, f"pixel data missing: no PixelData (7FE0,0010) in this {name} object "
+                                   "(a truncated file?)")
+    raise NotAnImageError(path, f"DICOM without pixel data ({name})")
 
 
 def _sop_class_name(ds, fallback: str) -> str:
@@ -280,8 +288,15 @@ def _ensure_transfer_syntax(path, ds) -> str | None:
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+    from pydicom.uid import UID
+
     file_meta = getattr(ds, "file_meta", None)
-    if file_meta is not None and file_meta.get("TransferSyntaxUID"):
+    syntax = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
+    if syntax and not isinstance(syntax, UID):  # written with a wrong VR: text or bytes, not a UID
+        text = syntax.decode("latin-1") if isinstance(syntax, bytes) else str(syntax)
+        del file_meta.TransferSyntaxUID
+        syntax = file_meta.TransferSyntaxUID = UID(text.strip(" \0"))
+    if syntax:
         return None
     if file_meta is None:
         file_meta = FileMetaDataset()
@@ -391,6 +406,9 @@ def _check_pixel_data(path, ds, n_frames: int, index: int | None, limit: int) ->
     if bits != 1 and bits % 8:
         raise ImageReadError(path, f"{_label('BitsAllocated')} = {bits} is not 1 or a multiple of 8")
     check_pixel_budget(path, rows, cols, n_frames if index is None else 1, samples, limit)
+    photometric = ds.get("PhotometricInterpretation")
+    if photometric and _photometric_term(photometric) not in _PHOTOMETRIC_TERMS:
+        raise ImageReadError(path, f"{_label('PhotometricInterpretation')} is not a defined term")
 
     keyword = next(k for k in _PIXEL_KEYWORDS if k in ds)
     try:
@@ -448,20 +466,21 @@ def _check_fragments(path, ds, value: bytes, rows: int, cols: int, samples: int,
     if "ExtendedOffsetTable" in ds:
         entries = len(ds.ExtendedOffsetTable or b"") // 8
         if entries != n_frames:
-            raise ImageReadError(path, f"{_label('ExtendedOffsetTable')} lists {entries} frames but "
+            raise ImageReadError(path, f"{_label('ExtendedOffsetTable')} lists {_count(entries, 'frame')} but "
                                        f"{_label('NumberOfFrames')} declares {n_frames}")
     elif len(offsets):
         if len(offsets) != n_frames:
-            raise ImageReadError(path, f"the Basic Offset Table of {name} lists {len(offsets)} frames but "
+            raise ImageReadError(path, f"the Basic Offset Table of {name} lists {_count(len(offsets), 'frame')} but "
                                        f"{_label('NumberOfFrames')} declares {n_frames}")
         item_offsets = {start - first for start in starts}
         if any(int(offset) not in item_offsets for offset in offsets) or np.any(np.diff(offsets.astype(np.int64)) <= 0):
             raise ImageReadError(path, f"the Basic Offset Table of {name} points between fragments")
     if len(starts) < n_frames:
         raise ImageReadError(path, f"{_label('NumberOfFrames')} declares {n_frames} frames but the compressed "
-                                   f"{name} holds {len(starts)} fragment{'s' * (len(starts) != 1)}")
+                                   f"{name} holds {_count(len(starts), 'fragment')}")
+    view = memoryview(value)
     for start in starts:  # a stream's own size, before a codec reserves memory for it
-        declared = _stream_size(value[start + 8:start + 8 + min(1 << 16, size - start - 8)])
+        declared = _stream_size(view[start + 8:start + 8 + min(1 << 16, size - start - 8)])
         if declared is None:
             continue
         stream_rows, stream_cols, components = declared
@@ -474,8 +493,13 @@ def _check_fragments(path, ds, value: bytes, rows: int, cols: int, samples: int,
                                        f"than Rows x Columns ({rows} x {cols})")
 
 
-def _stream_size(fragment: bytes) -> tuple[int, int, int] | None:
-    """(rows, columns, components) a JPEG / JPEG-LS (SOF) or JPEG 2000 (SIZ) stream declares, or None."""
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"
+
+
+def _stream_size(fragment) -> tuple[int, int, int] | None:
+    """(rows, columns, components) a JPEG / JPEG-LS (SOF) or JPEG 2000 (SIZ) stream declares, or None.
+    ``fragment``: bytes or a memoryview of its first bytes (the headers come first)."""
     if fragment[:4] == b"\xff\x4f\xff\x51" and len(fragment) >= 42:  # J2K: SOC, then SIZ
         x, y, x0, y0 = (int.from_bytes(fragment[i:i + 4], "big") for i in (8, 12, 16, 20))
         components = int.from_bytes(fragment[40:42], "big")
@@ -566,7 +590,7 @@ def _text_values(ds, found: set[str]) -> None:
             for item in value or []:
                 _text_values(item, found)
             continue
-        if vr == "UN" and isinstance(value, bytes):  # a value pydicom could not convert: text by the dictionary?
+        if vr in ("UN", "OB") and isinstance(value, bytes):  # a value pydicom could not convert: text by the dictionary?
             try:
                 vr, value = dictionary_VR(tag), value.decode("latin-1").split("\\")
             except KeyError:

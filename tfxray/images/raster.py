@@ -50,6 +50,8 @@ def read_raster(path, kind: str, *, frame: int | None = 0, gray: bool = True, ma
         raise
     except NotARegularFileError as exc:
         raise NotAnImageError(path, exc.strerror) from None
+    except Image.UnidentifiedImageError:  # its message quotes the file object
+        raise ImageReadError(path, f"cannot decode {kind.upper()}: Pillow cannot identify it (a broken header?)") from None
     except Image.DecompressionBombError:  # Image.open refuses over twice PIL.Image.MAX_IMAGE_PIXELS
         raise ImageReadError(path, f"declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels, over Pillow's limit "
                                    "(PIL.Image.MAX_IMAGE_PIXELS)") from None
@@ -58,6 +60,8 @@ def read_raster(path, kind: str, *, frame: int | None = 0, gray: bool = True, ma
     except Exception as exc:  # noqa: BLE001  truncated or corrupt files, OverflowError…
         raise ImageReadError(path, f"cannot decode {kind.upper()}: {describe(exc)}") from None
 
+    if any(pixels.shape != frames[0].shape for pixels in frames):
+        raise ImageReadError(path, "the pages differ in size or samples: read them one at a time (frame=N)")
     colour = frames[0].ndim == 3
     stack = np.stack(frames)  # (F, H, W) or (F, H, W, C), float32 in [0, 1]
     if max_size is not None:
