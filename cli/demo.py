@@ -12,7 +12,7 @@ import click
 @click.option("--task", type=click.Choice(["wrist", "pelvis"]), default="wrist", show_default=True,
               help="wrist: the fracture classifier; pelvis: the femoral-neck fracture detector (boxes).")
 @click.option("--n", "n_images", type=int,
-              help="Synthetic images to draw  [wrist: 500; pelvis: 300 pelvis, plus 200 skeleton].")
+              help="Synthetic images to draw  [wrist: 500; pelvis: 300 pelvis, plus two thirds as many skeleton phantoms].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--epochs", type=int, help="Override the demo recipe's epochs.")
 def demo(out: Path, task: str, n_images: int | None, seed: int, epochs: int | None):
@@ -32,13 +32,15 @@ def demo(out: Path, task: str, n_images: int | None, seed: int, epochs: int | No
     if task == "pelvis":
         from tfxray.demo.pelvis import run_pelvis_demo
 
-        result = run_pelvis_demo(out, n_pelvis=n_images or 300, seed=seed, epochs=epochs, say=click.echo)
+        n_pelvis = n_images or 300
+        result = run_pelvis_demo(out, n_pelvis=n_pelvis, n_skeleton=n_pelvis * 2 // 3, seed=seed, epochs=epochs,
+                                 say=click.echo)
         report = result.report
         click.echo("")
         click.echo(f"test per-image AUC {report['auc']:.3f} (before fine-tuning {report['auc_before']:.3f}); box recall "
                    f"{report['box_recall']:.3f} (boxes placed at random: {report['box_recall_random_boxes']:.3f})")
         click.echo(f"report: {out / 'report.json'} and {out / 'report.md'}")
-        for name in ("evaluation_after", "comparison", "scores_csv", "boxes_csv", "overlays"):
+        for name in ("evaluation_after", "comparison", "scores_csv", "boxes_csv"):
             click.echo(f"  {name.replace('_', ' ')}: {report['files'][name]}")
         return
     from tfxray.demo import run_demo

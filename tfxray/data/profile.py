@@ -42,7 +42,7 @@ def header_meta(path) -> dict:
 
     Raises ``OSError`` or ``ValueError`` when the header cannot be read.
     """
-    from ..images.sniff import BARE_DICOM, signature
+    from ..images.sniff import BARE_DICOM, open_regular, signature
 
     kind = signature(path)
     if kind in ("dicom", BARE_DICOM):
@@ -50,9 +50,10 @@ def header_meta(path) -> dict:
 
         from ..images.dicom import dicom_meta
 
-        with warnings.catch_warnings():
+        # open_regular: never a pipe or device, and no read larger than the file (a bit-flipped length)
+        with warnings.catch_warnings(), open_regular(path) as handle:
             warnings.simplefilter("ignore")  # pydicom warns about every odd header
-            meta = dicom_meta(pydicom.dcmread(path, force=True, stop_before_pixels=True))
+            meta = dicom_meta(pydicom.dcmread(handle, force=True, stop_before_pixels=True))
         return {key: meta.get(key) for key in ("kind", "modality", "photometric", "view_position", "rows", "cols")}
     if kind == "tiff":
         try:
@@ -64,7 +65,7 @@ def header_meta(path) -> dict:
 
         from ..images.raster import _PILLOW_PHOTOMETRIC
 
-        with Image.open(path) as image:  # lazy: the header, no pixels
+        with open_regular(path) as handle, Image.open(handle) as image:  # lazy: the header, no pixels
             width, height = image.size
             photometric = _PILLOW_PHOTOMETRIC.get(image.mode, image.mode)
         return {"kind": kind, "modality": None, "photometric": photometric, "view_position": None,
@@ -76,8 +77,9 @@ def _tiff_header(path) -> dict:
     import tifffile
 
     from ..images.raster import _TIFF_PHOTOMETRIC
+    from ..images.sniff import open_regular
 
-    with tifffile.TiffFile(path) as tif:
+    with open_regular(path) as handle, tifffile.TiffFile(handle) as tif:
         page = tif.pages[0]
         photometric = _TIFF_PHOTOMETRIC.get(int(page.photometric), str(page.photometric.name))
         return {"kind": "tiff", "modality": None, "photometric": photometric, "view_position": None,

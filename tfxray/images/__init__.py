@@ -4,11 +4,12 @@
 (no names, no free text); ``sniff(path)`` tells the file type by signature, never by suffix.
 """
 
-from .base import IMAGE_KINDS, META_KEYS, ImageReadError, NotAnImageError, RadiographImage
+from .base import (DEFAULT_MAX_PIXELS, IMAGE_KINDS, META_KEYS, ImageReadError, NotAnImageError, RadiographImage,
+                   check_pixel_budget, pixel_limit)
 from .reader import read_image
 from .sniff import list_files, sniff
 
 __all__ = [
-    "IMAGE_KINDS", "META_KEYS", "ImageReadError", "NotAnImageError", "RadiographImage", "list_files",
-    "read_image", "sniff",
+    "DEFAULT_MAX_PIXELS", "IMAGE_KINDS", "META_KEYS", "ImageReadError", "NotAnImageError", "RadiographImage",
+    "check_pixel_budget", "list_files", "pixel_limit", "read_image", "sniff",
 ]
