@@ -25,6 +25,7 @@ COMMANDS = {
     "score": ("score", "score"),
     "gradcam": ("gradcam", "gradcam"),
     "export": ("export", "export"),
+    "merge": ("merge", "merge"),
     "inspect": ("inspect", "inspect_command"),
     "recipes": ("recipes", "recipes"),
     "augment-preview": ("augment_preview", "augment_preview"),
@@ -60,12 +61,26 @@ class TfxrayGroup(click.Group):
             # one line and exit 1 (a RunError), like every other failure of a started run
             if exc.errno not in OUTPUT_ERRNOS:
                 raise
-            where = f"{exc.filename}: " if exc.filename else ""
-            echo_err(f"error: {where}{exc.strerror or exc}")
+            echo_err(f"error: {_one_line(exc)}")
             ctx.exit(1)
         except KeyboardInterrupt:
             echo_err("interrupted")
             ctx.exit(130)
+
+
+def _one_line(exc: OSError) -> str:
+    """``PATH: reason`` for an OSError; libraries such as h5py put the path and a long report in the message."""
+    import os
+    import re
+
+    filename = exc.filename
+    text = str(exc.strerror or exc)
+    if filename is None:
+        named = re.search(r"filename = '([^']+)'", text)
+        filename = named.group(1) if named else None
+    if "\n" in text or len(text) > 200:
+        text = os.strerror(exc.errno)
+    return f"{filename}: {text}" if filename else text
 
 
 @click.group(cls=TfxrayGroup, context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "TFXRAY"})

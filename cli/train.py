@@ -74,7 +74,7 @@ def train(ctx, recipe, data, out, resume_dir, sets, allow_leaks, overwrite, quie
     from tfxray.data.splits import group_unit, grouping_note
     from tfxray.errors import UserError
     from tfxray.training.preflight import check_training
-    from tfxray.io import check_writable
+    from tfxray.io import check_writable, is_temp_name
     from tfxray.training.rundir import is_complete, looks_like_a_run
 
     layers = override_layers(ctx, sets, shortcuts)
@@ -99,7 +99,9 @@ def train(ctx, recipe, data, out, resume_dir, sets, allow_leaks, overwrite, quie
     if data is None or out is None:
         raise click.UsageError("--data and --out are required")
     check_writable(out, "--resume" if resume_dir is not None and out == resume_dir else "--out", folder=True)
-    replace = resume_dir is None and out.exists() and (not out.is_dir() or any(out.iterdir()))
+    # a temporary file that a killed writer left (tfxray.io) does not make a folder a run
+    replace = resume_dir is None and out.exists() and (
+        not out.is_dir() or any(not is_temp_name(p.name) for p in out.iterdir()))
     if replace and not overwrite:
         if out.is_dir() and is_complete(out):
             raise UserError(f"--out {out}: already exists and holds a complete run (replace it with --overwrite, "

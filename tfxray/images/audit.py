@@ -166,7 +166,9 @@ def _resolved(base: Path, path: str) -> str:
 
 
 def write_audit(table: pd.DataFrame, out) -> Path:
-    """Write the table as CSV atomically (a temporary file, then ``os.replace``)."""
+    """Write the table as CSV atomically (a temporary file, then ``os.replace``); a disk that cannot take
+    it is a one-line ``RunError`` naming ``out``, with any earlier table left as it was (``io.atomic_path``).
+    ``tfxray inspect`` checks ``out`` writable before it reads a file (``io.check_writable``)."""
     from ..io import atomic_path
 
     with atomic_path(out) as tmp:

@@ -38,7 +38,7 @@ from ..errors import UserError
 from ..evaluation.aggregate import AGGREGATIONS, AGGREGATORS
 from ..explain.gradcam import METHODS as GRADCAM_METHODS
 from ..images import list_files
-from ..io import append_whole, atomic_write_text, check_writable, exclusive_lock
+from ..io import append_whole, atomic_write_text, check_writable, exclusive_lock, sweep_stale_temps
 from ..models.bundle import Bundle, load_bundle
 from ..models.inference import Predictor, call, inputs_for, profile_note, score_columns
 from ..progress import progress as progress_bar
@@ -204,6 +204,7 @@ def score_folder(
     with exclusive_lock(out_csv, "another tfxray score is writing it", "; shards each write their own --out"):
         if out_csv.exists() and not resume:
             raise UserError(f"{out_csv}: already exists (use --resume to continue it, or choose another --out)")
+        sweep_stale_temps(out_csv.parent)  # what a killed run's atomic writes (roll-ups, boxes) left
         return _score_locked(run, folder, out_csv, batch_size=batch_size, resume=resume, shard=shard,
                              hash_ids=hash_ids, salt=salt, aggregate=aggregate, progress=progress,
                              gradcam_dir=gradcam_dir, gradcam_only_positives=gradcam_only_positives,
