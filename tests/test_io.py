@@ -309,6 +309,35 @@ def test_owned_folder_refuses_other_files_and_replaces_its_own_earlier_run(tmp_p
     assert (out / "notes.txt").read_text() == "mine"  # never removed
 
 
+def test_a_run_killed_inside_its_folder_leaves_files_the_next_run_knows_as_its_own(tmp_path):
+    out = tmp_path / "eval"
+    (out / "old").mkdir(parents=True)
+    (out / "old" / "notes.txt").write_text("mine")  # a file of the user's, before any run
+    with tio.owned_folder(out, command="evaluate", overwrite=True):
+        tio.atomic_write_text(out / "report.json", "{}")
+    killed = tio.owned_folder(out, command="evaluate", overwrite=True)
+    killed.__enter__()  # the run starts, writes, and is killed: its block never ends (no record update)
+    tio.atomic_write_text(out / "scores.csv", "path,score\n")
+    tio.atomic_write_text(out / "roc_image_score.png", "png")
+    assert tio.read_record(out)["started_ns"] > 0
+    with tio.owned_folder(out, command="evaluate", overwrite=True) as rerun:  # the user's rerun
+        assert rerun.earlier == {"report.json", "scores.csv", "roc_image_score.png"}
+        assert rerun.foreign == {"old/notes.txt"}
+        tio.atomic_write_text(out / "report.json", "{}")
+        tio.atomic_write_text(out / "scores.csv", "path,score\n")
+    assert rerun.removed == ["roc_image_score.png"] and (out / "old" / "notes.txt").is_file()
+    assert tio.read_record(out) == {"command": "evaluate", "files": ["report.json", "scores.csv"]}
+    del killed
+
+
+def test_a_refusal_inside_the_block_leaves_no_folder_behind(tmp_path):
+    out = tmp_path / "eval"
+    with pytest.raises(UserError):
+        with tio.owned_folder(out, command="evaluate"):
+            raise UserError("refused")
+    assert not out.exists()
+
+
 def test_owned_folder_counts_files_of_a_folder_written_by_hand(tmp_path):
     for name in ("a.png", "b.png", "sub/c.csv"):
         (tmp_path / name).parent.mkdir(exist_ok=True)

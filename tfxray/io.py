@@ -26,6 +26,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -340,7 +341,16 @@ def earlier_run_files(folder: str | os.PathLike, command: str,
     files = set(_files_under(folder) if files is None else files)
     record = read_record(folder)
     if record is not None and record.get("command") == command:
-        return set(record["files"]) & files
+        ours = set(record["files"]) & files
+        started = record.get("started_ns")
+        if isinstance(started, int):  # a run that never finished (killed): what it wrote is newer than its start
+            for rel in files - ours:
+                try:
+                    if os.stat(folder / rel, follow_symlinks=False).st_mtime_ns >= started:
+                        ours.add(rel)
+                except OSError:
+                    pass
+        return ours
     if earlier is not None and files:
         return set(earlier(folder, files)) & files
     return set()
@@ -380,6 +390,15 @@ def owned_folder(folder: str | os.PathLike, *, command: str, overwrite: bool = F
         raise UserError(f"{option} {folder}: not empty ({n} file{'s' if n != 1 else ''}); choose an empty folder or"
                         " pass --overwrite")
     state = OwnedFolder(folder, ours, foreign)
+    # A record saying a run is under way, from its start: a run killed before the end leaves it, and the
+    # next run knows the files written since (``started_ns``) as that run's, not as someone else's.
+    existed = folder.is_dir()
+    started = {"command": command, "files": sorted(ours), "started_ns": time.time_ns()}
+    if existed or not os.path.lexists(folder):
+        try:
+            atomic_write_json(folder / RECORD_NAME, started)
+        except RunError:
+            pass  # an unwritable folder: the block's own writes will say so, naming their file
     ok = False
     try:
         yield state
@@ -406,6 +425,13 @@ def owned_folder(folder: str | os.PathLike, *, command: str, overwrite: bool = F
             except RunError:
                 if ok:
                     raise
+        else:  # nothing written (a refusal inside the block): leave no record, nor a folder this made
+            (folder / RECORD_NAME).unlink(missing_ok=True)
+            if not existed:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
         state.written = sorted(written)
 
 

@@ -96,13 +96,13 @@ def test_summary_lines(tiny_run, inbox, tmp_path):
     assert re.fullmatch(r"files: 13 \(already in the CSV: 0\); scored 10 image\(s\) \(\d+\.\d/s\), "
                         r"skipped 1, errors 2; positive calls: 3", lines[0]), lines[0]
     # errors by reason: both broken PNGs under one reason, their paths taken out of it
-    reason = "cannot decode PNG: UnidentifiedImageError: cannot identify image file '<file>'"
+    reason = "cannot decode PNG: Pillow cannot identify it (a broken header?)"
     assert lines[1:] == [f"       2 x {reason}"]
     assert dict(summary.reasons) == {reason: 2}
-    # the CSV keeps each file's full reason
+    # the CSV keeps each file's reason beside its path
     errors = table[table.status == "error"]
     assert sorted(errors.path) == ["broken1.png", "broken2.png"]
-    assert all(str(inbox / p) in e for p, e in zip(errors.path, errors.error))
+    assert list(errors.error) == [reason, reason]
 
     # on --resume the summary counts what the CSV already held
     kept = out.read_text().splitlines(keepends=True)[:6]  # header and 5 rows: the last file is cut and redone

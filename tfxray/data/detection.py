@@ -35,6 +35,7 @@ import pandas as pd
 
 from ..errors import UserError
 from .geometry import ImageGeometry, boxes_to_input
+from .inputs import decode_parallelism
 from .manifest import BOX_COLUMNS
 from .pipeline import CACHE_BUDGET_BYTES, _cache_file, cache_plan, decoded_bytes
 
@@ -282,7 +283,8 @@ def detection_dataset(
         image.set_shape(shape)
         return image
 
-    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    # decodes at once bounded by memory at the readers' pixel limit (inputs.decode_parallelism)
+    parallel = dict(num_parallel_calls=decode_parallelism(), deterministic=deterministic)
     rows = tf.data.Dataset.from_tensor_slices((tf.constant(paths, tf.string), boxes, classes))
     if plan == "none":  # shuffle the cheap rows, decode every epoch: memory holds only the batches in flight
         if shuffle:

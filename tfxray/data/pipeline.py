@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UserError
 from .geometry import ImageGeometry
-from .inputs import ImageInput, InputBuilder, input_map
+from .inputs import ImageInput, InputBuilder, decode_parallelism, input_map
 
 
 CACHE_BUDGET_BYTES = 2 * 1024**3  # decoded images kept in memory up to this size (float32)
@@ -128,8 +128,8 @@ def labelled_dataset(
         ds = tf.data.Dataset.from_tensor_slices(columns)
         if (shuffle or balanced) and plan == "none":
             ds = ds.shuffle(max(len(index), 1), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.map(lambda *c: (decode(*c[:k]), *c[k:]), num_parallel_calls=tf.data.AUTOTUNE,
-                    deterministic=deterministic)
+        ds = ds.map(lambda *c: (decode(*c[:k]), *c[k:]), num_parallel_calls=decode_parallelism(),
+                    deterministic=deterministic)  # bounded by memory at the readers' pixel limit
         if plan == "memory":
             ds = ds.cache()
         elif plan == "file":

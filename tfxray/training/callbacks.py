@@ -177,6 +177,26 @@ class PlateauSchedule(keras.callbacks.Callback):
         self.model.optimizer.learning_rate = self.rate_after(epoch + 1)
 
 
+CHECKPOINT_MARGIN_BYTES = 4 << 20  # HDF5's own structures on top of the raw arrays, generously
+
+
+def _check_room_for(model, folder: Path) -> None:
+    """Refuse a checkpoint the disk cannot hold, before HDF5 starts writing it.
+
+    h5py running out of space mid-write does not raise cleanly: HDF5 reports its errors while it
+    tears the file down and the process can die with a segmentation fault, leaving a torn file
+    and no message. The weights file is the raw arrays plus a little structure, so its size is
+    known beforehand; what another process writes in between is the one case left to chance.
+    """
+    import shutil
+
+    needed = CHECKPOINT_MARGIN_BYTES + sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise RunError(f"{folder}: the disk has {free / 1e6:.1f} MB free and the checkpoint needs about "
+                       f"{needed / 1e6:.1f} MB; free some space, then continue with tfxray train --resume")
+
+
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore with a checkpoint that a kill -9 never leaves half-written.
 
@@ -202,6 +222,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         folder.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{self._current_epoch}.weights.h5"
         partial = folder / f".{name}.partial.weights.h5"  # Keras wants the .weights.h5 suffix
+        _check_room_for(self.model, folder)
         self.model.save_weights(str(partial), overwrite=True)
         os.replace(partial, folder / name)
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name}
