@@ -113,8 +113,10 @@ def _header_facts(path: Path, kind: str | None) -> dict:
         import pydicom
 
         from .dicom import dicom_meta
+        from .sniff import open_regular
 
-        meta = dicom_meta(pydicom.dcmread(path, force=True, stop_before_pixels=True))
+        with open_regular(path) as handle:  # never a pipe; no read past the file's end (a bit-flipped length)
+            meta = dicom_meta(pydicom.dcmread(handle, force=True, stop_before_pixels=True))
     except Exception:  # noqa: BLE001  nothing more to learn
         return {}
     keys = ("modality", "photometric", "bits_stored", "transfer_syntax", "rows", "cols", "sop_uid", "study_uid",
