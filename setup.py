@@ -34,7 +34,7 @@ setup(
     extras_require={
         # The CUDA build replaces tensorflow-cpu; install it into a fresh environment.
         "gpu": ["tensorflow[and-cuda]>=2.16,<2.22"],
-        "test": ["pytest>=7.4", "pycocotools>=2.0", "hypothesis>=6.100"],
+        "test": ["pytest>=7.4", "pytest-xdist>=3.5", "pycocotools>=2.0", "hypothesis>=6.100"],
     },
     entry_points={"console_scripts": ["tfxray=tfxray.cli.main:main"]},
 )
