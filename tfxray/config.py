@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .io import read_text_file
 from .evaluation.choices import AGGREGATIONS, DEFAULT_AGGREGATION
 
 MAX_RECIPE_BYTES = 256_000  # the published recipes are a few kB; pure-Python YAML reads ~100 kB/s
@@ -626,19 +627,8 @@ def recipe_path(name_or_path: str) -> Path:
 def read_recipe_dict(name_or_path: str) -> dict:
     """A recipe file as plain data; a file too large, not UTF-8 or not plain YAML is one line naming it."""
     path = recipe_path(name_or_path)
-    try:
-        with open(path, "rb") as stream:
-            raw = stream.read(MAX_RECIPE_BYTES + 1)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    if len(raw) > MAX_RECIPE_BYTES:
-        raise UserError(f"{path}: over {MAX_RECIPE_BYTES:,} bytes; a recipe is a few kB of YAML (refused)")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise UserError(f"{path}: line {line}: not UTF-8 text (byte {exc.start}: 0x{raw[exc.start]:02x}); "
-                        f"save the recipe as UTF-8") from None
+    text = read_text_file(path, cap=MAX_RECIPE_BYTES, not_utf8="save the recipe as UTF-8",
+                          over_cap=f"a recipe is a few kB of YAML; over {MAX_RECIPE_BYTES:,} bytes is refused")
     try:
         data = parse_recipe_yaml(text)
     except yaml.YAMLError as exc:

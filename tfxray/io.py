@@ -303,6 +303,42 @@ def _read_pid(fd: int) -> int | None:
 
 # --------------------------------------------------------------------------------------------- owned folders
 
+def read_text_file(path: str | os.PathLike, *, cap: int, over_cap: str, not_utf8: str,
+                   nul: str | None = None) -> str:
+    """A user's text file (recipe, manifest, table) as ``str``, refused in one line naming it: larger than
+    ``cap`` bytes (``over_cap`` says why and how to raise it; read no further than the cap), holding a
+    NUL byte when ``nul`` is given (its hint: a binary file given as text), or not UTF-8 (``not_utf8``
+    hint; the line and byte named). A UTF-8 byte-order mark is dropped."""
+    import codecs
+
+    from .errors import UserError
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > cap:
+            raise UserError(f"{path}: {size:,} bytes; {over_cap}")
+        with open(path, "rb") as stream:
+            raw = stream.read(cap + 1)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > cap:
+        raise UserError(f"{path}: {over_cap}")
+    at = raw.find(b"\0") if nul is not None else -1
+    if at >= 0:
+        line = raw.count(b"\n", 0, at) + 1
+        raise UserError(f"{path}: line {line}: a NUL byte (byte {at}); {nul}")
+    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return raw[start:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = start + exc.start
+        line = raw.count(b"\n", 0, at) + 1
+        raise UserError(f"{path}: line {line}: not UTF-8 text (byte {at}: 0x{raw[at]:02x}); {not_utf8}") from None
+
+
 RECORD_NAME = ".tfxray-outputs.json"
 
 

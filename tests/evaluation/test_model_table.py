@@ -106,10 +106,13 @@ def test_unreadable_csv_is_one_line(tmp_path, reader):
     empty.write_text("")
     binary = tmp_path / "binary.csv"
     binary.write_bytes(b"\xff\xfe\x00\x81label\n")
-    for path in (empty, binary):
+    not_utf8 = tmp_path / "latin1.csv"
+    not_utf8.write_bytes(b"label,score\nfractur\xe9,0.5\n")
+    for path, start in ((empty, "not a readable CSV ("), (binary, "line 1: a NUL byte (byte 2); a table is a text CSV"),
+                        (not_utf8, "line 2: not UTF-8 text (byte 19: 0xe9)")):
         with pytest.raises(UserError) as info:
             reader(path)
-        assert str(info.value).startswith(f"{path}: not a readable CSV (") and "\n" not in str(info.value)
+        assert str(info.value).startswith(f"{path}: {start}") and "\n" not in str(info.value)
 
 
 def test_aggregation_names_are_declared_once():

@@ -26,7 +26,6 @@ absolute paths. A class-per-folder tree follows the same rule. Every bad row is 
 
 from __future__ import annotations
 
-import codecs
 import io
 import math
 import os
@@ -38,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import UserError
+from ..io import read_text_file
 
 IMAGE_COLUMNS = ("path", "label", "patient_id", "study_id", "series_id", "slice_index", "split", "fold")
 BOX_COLUMNS = ("x1", "y1", "x2", "y2")
@@ -129,37 +129,13 @@ def manifest_cap() -> int:
     return int(megabytes * 1_000_000)
 
 
-def _line_of(raw: bytes, offset: int) -> int:
-    return raw.count(b"\n", 0, offset) + 1
-
-
 def _manifest_text(source: Path) -> str:
     """The manifest's text, refused in one line when it is over the size cap, holds a NUL byte or is
     not UTF-8 (the line and byte named); a UTF-8 byte-order mark is dropped."""
     cap = manifest_cap()
-    limit = (f"a manifest over {cap:,} bytes ({cap / 1e6:,g} MB) is refused (set {MANIFEST_CAP_VARIABLE} to raise "
-             f"the limit)")
-    try:
-        size = source.stat().st_size
-        if size > cap:
-            raise UserError(f"{source}: {size:,} bytes; {limit}")
-        with open(source, "rb") as stream:
-            raw = stream.read(cap + 1)
-    except OSError as exc:
-        raise UserError(f"{source}: cannot be read ({exc.strerror or exc})") from None
-    if len(raw) > cap:
-        raise UserError(f"{source}: {limit}")
-    nul = raw.find(b"\0")
-    if nul >= 0:
-        raise UserError(f"{source}: line {_line_of(raw, nul)}: a NUL byte (byte {nul}); a manifest is a text CSV, "
-                        f"not a binary file")
-    start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
-    try:
-        return raw[start:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        at = start + exc.start
-        raise UserError(f"{source}: line {_line_of(raw, at)}: not UTF-8 text (byte {at}: 0x{raw[at]:02x}); "
-                        f"save the manifest as UTF-8 CSV") from None
+    return read_text_file(source, cap=cap, over_cap=f"a manifest over {cap:,} bytes ({cap / 1e6:,g} MB) is refused "
+                                                    f"(set {MANIFEST_CAP_VARIABLE} to raise the limit)",
+                          nul="a manifest is a text CSV, not a binary file", not_utf8="save the manifest as UTF-8 CSV")
 
 
 def _parser_problem(exc: BaseException) -> str:

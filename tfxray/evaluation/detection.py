@@ -38,7 +38,7 @@ from . import binomial, delong, roc
 from .boxes import (COORDINATES, average_precision, box_recall_precision, froc, image_scores, match_boxes)
 from .choices import DEFAULT_AGGREGATION
 from .report import LEVEL, ROC_POINTS_KEPT, evaluate_table, format_summary, json_ready
-from .table import binary_labels, build_levels, label_values
+from .table import binary_labels, build_levels, label_values, read_table_csv
 
 SCHEMA = "tfxray.detection/1"
 DEFAULT_NAME = "max_box_score"  # the image score column: the highest box confidence of an image
@@ -56,10 +56,7 @@ def read_detections_csv(path) -> pd.DataFrame:
     """A boxes.csv (``path, frame, x1, y1, x2, y2, score, class``) as a table; relative paths
     resolve against the CSV's folder. Coordinates and scores must be numbers (one-line error)."""
     path = Path(path)
-    try:
-        table = pd.read_csv(path, dtype={"path": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    table = read_table_csv(path, dtype={"path": str})
     missing = [c for c in DETECTION_COLUMNS if c not in table.columns]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, table.columns))})")

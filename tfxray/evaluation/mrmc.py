@@ -49,6 +49,7 @@ from scipy import stats
 from ..errors import UserError
 from ..io import atomic_save_figure, atomic_write_text
 from . import binomial
+from .table import read_table_csv
 
 COLUMNS = ("case", "reader", "modality", "truth", "rating")
 LEVEL = 0.95
@@ -185,12 +186,7 @@ def read_reads_csv(path, positive=None, *, min_readers: int = 2, min_modalities:
 
     Reader, modality and case names are read as text, so "01" stays "01"."""
     path = Path(path)
-    try:
-        df = pd.read_csv(path, dtype={"case": str, "reader": str, "modality": str})
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    df = read_table_csv(path, dtype={"case": str, "reader": str, "modality": str})
     return validate_reads(df, positive, min_readers=min_readers, min_modalities=min_modalities, source=str(path))
 
 

@@ -60,17 +60,28 @@ def _same_label(value, wanted) -> bool:
         return False
 
 
-def _read_csv(path, **options) -> pd.DataFrame:
+TABLE_CAP_BYTES = 2_000_000_000  # a scores table of tens of millions of files; beyond, a file given by mistake
+
+
+def read_table_csv(path, **options) -> pd.DataFrame:
+    """A CSV table the user gave (scores, boxes, reads), refused in one line naming the file when it is
+    not one: over ``TABLE_CAP_BYTES``, holding a NUL byte (a binary file), not UTF-8, or not CSV."""
+    import io
+
+    from ..io import read_text_file
+
+    text = read_text_file(path, cap=TABLE_CAP_BYTES, over_cap=f"over {TABLE_CAP_BYTES:,} bytes: not a table to read whole",
+                          nul="a table is a text CSV, not a binary file", not_utf8="save the table as UTF-8 CSV")
     try:
-        return pd.read_csv(path, **options)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        return pd.read_csv(io.StringIO(text), **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise UserError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
 
 
 def read_scores_csv(path) -> pd.DataFrame:
     """A scores table from a CSV file. Only empty cells are missing: a written "nan" is a model's
     NaN output, kept as text so that ``score_frame`` reports it."""
-    return _read_csv(path, keep_default_na=False, na_values=[""])
+    return read_table_csv(path, keep_default_na=False, na_values=[""])
 
 
 SCORER_STATUS = {"ok": None, "error": "unreadable", "skipped": "skipped by the scorer"}  # `tfxray score`'s status
@@ -105,7 +116,7 @@ def screen_rows(df: pd.DataFrame, label_column: str, score_columns, status_colum
 
 def read_readers_csv(path) -> pd.DataFrame:
     """Reader operating points from a CSV file (columns as ``readers_table`` expects)."""
-    return _read_csv(path)
+    return read_table_csv(path)
 
 
 POINT_COLUMNS = ("name", "sensitivity", "specificity")  # optional: level
@@ -121,7 +132,7 @@ def readers_file_kind(path) -> str:
     path = Path(path)
     if path.suffix.lower() == ".lrc":
         return "reads"
-    columns = [str(c).strip() for c in _read_csv(path, nrows=0).columns]
+    columns = [str(c).strip() for c in read_table_csv(path, nrows=0).columns]
     if all(c in columns for c in READ_COLUMNS):
         return "reads"
     if all(c in columns for c in POINT_COLUMNS):
@@ -144,7 +155,7 @@ def read_reads_file(path, positive=None) -> pd.DataFrame:
     path = Path(path)
     if path.suffix.lower() == ".lrc":
         return read_lrc(path)
-    truth = _read_csv(path, usecols=["truth"], dtype=str)["truth"].dropna().str.strip()
+    truth = read_table_csv(path, usecols=["truth"], dtype=str)["truth"].dropna().str.strip()
     binary = truth.isin(["0", "1", "0.0", "1.0", "True", "False", "true", "false"]).all()
     return read_reads_csv(path, None if binary else positive, min_readers=1)
 
