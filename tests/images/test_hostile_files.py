@@ -573,3 +573,21 @@ def test_files_the_fuzzer_found(tmp_path, kind, seed, index, reason):
     outcome, detail = fuzz_mutations.read_outcome(tmp_path / "x", None if index % 5 == 0 else 0)
     assert outcome == ("ok" if reason is None else "error"), detail
     assert reason is None or detail.startswith(reason), detail
+
+
+def test_a_wrong_vr_in_the_file_meta_is_a_row_not_a_crash_of_inspect(tmp_path):
+    """Found by benchmarks/fuzz_folder.py: MediaStorageSOPClassUID with VR 'Ui' made ``sniff`` (and so
+    ``tfxray inspect``) raise from pydicom's lazy value conversion."""
+    from pydicom.data import get_testdata_file
+
+    from tfxray.images import sniff
+    from tfxray.images.audit import audit_folder
+
+    data = bytearray(open(get_testdata_file("CT_small.dcm"), "rb").read())
+    at = data.index(b"\x02\x00\x02\x00UI")
+    data[at + 5:at + 6] = b"i"
+    path = tmp_path / "IM0001"
+    path.write_bytes(bytes(data))
+    assert sniff(path) == "dicom"
+    audit = audit_folder(tmp_path)
+    assert list(audit.path) == ["IM0001"] and audit.status.iloc[0] in ("ok", "error")

@@ -126,9 +126,10 @@ def _is_dicomdir(path) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             meta = read_file_meta_info(path)
+            # pydicom converts values lazily: a wrong VR (bit flip) raises here, not above
+            return str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS
     except Exception:  # noqa: BLE001  a broken meta group is read_image's to report
         return False
-    return str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS
 
 
 def _looks_like_bare_dicom(head: bytes) -> bool:
