@@ -591,3 +591,23 @@ def test_a_wrong_vr_in_the_file_meta_is_a_row_not_a_crash_of_inspect(tmp_path):
     assert sniff(path) == "dicom"
     audit = audit_folder(tmp_path)
     assert list(audit.path) == ["IM0001"] and audit.status.iloc[0] in ("ok", "error")
+
+
+def test_corrupt_identifiers_never_reach_a_table_cell():
+    """Found by benchmarks/fuzz_folder.py: a bit-flipped SOPInstanceUID holding a carriage return and a
+    NUL went verbatim into inspect's CSV and split its row. UIDs are digits and dots or nothing;
+    PatientID keeps no control characters."""
+    from pydicom.dataset import Dataset
+
+    from tfxray.images.dicom import dicom_meta
+
+    ds = Dataset()
+    ds.SOPInstanceUID = "1.2.826.0.1.3680043.8.498\r5\x011"
+    ds.StudyInstanceUID = "1.2.3.4"
+    ds.SeriesInstanceUID = "1.2." + "3" * 70
+    ds.PatientID = "P0001\r\nDOE^JOHN"
+    meta = dicom_meta(ds)
+    assert meta["sop_uid"] is None and meta["series_uid"] is None and meta["patient_id"] is None
+    assert meta["study_uid"] == "1.2.3.4"
+    ds.PatientID = "P-0001 A"
+    assert dicom_meta(ds)["patient_id"] == "P-0001 A"

@@ -880,10 +880,10 @@ def dicom_meta(ds) -> dict:
     file_meta = getattr(ds, "file_meta", None) or {}
     syntax = file_meta.get("TransferSyntaxUID") if file_meta else None
     meta.update(
-        patient_id=_text(ds, "PatientID"),
-        study_uid=_text(ds, "StudyInstanceUID"),
-        series_uid=_text(ds, "SeriesInstanceUID"),
-        sop_uid=_text(ds, "SOPInstanceUID") or _text(file_meta, "MediaStorageSOPInstanceUID"),
+        patient_id=_identifier(ds, "PatientID"),
+        study_uid=_uid(ds, "StudyInstanceUID"),
+        series_uid=_uid(ds, "SeriesInstanceUID"),
+        sop_uid=_uid(ds, "SOPInstanceUID") or _uid(file_meta, "MediaStorageSOPInstanceUID"),
         instance_number=_integer(ds, "InstanceNumber"),
         view_position=_code(ds, "ViewPosition"),
         laterality=_code(ds, "ImageLaterality") or _code(ds, "Laterality") or _frame_laterality(ds),
@@ -900,6 +900,21 @@ def dicom_meta(ds) -> dict:
 
 
 _CODE_STRING = re.compile(r"[A-Z0-9_ ]{1,16}")  # PS3.5 6.2, VR CS
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")  # PS3.5 9.1, at most 64 characters
+_IDENTIFIER = re.compile(r"[^\x00-\x1f\x7f\\]{1,64}")  # VR LO: no control characters, no backslash
+
+
+def _uid(ds, keyword: str) -> str | None:
+    """A UID value (digits and dots, at most 64), None when it is not one: a corrupt value's bytes (a
+    carriage return, a NUL) would otherwise reach a CSV cell and break the table."""
+    text = _text(ds, keyword)
+    return text if text and len(text) <= 64 and _UID.fullmatch(text) else None
+
+
+def _identifier(ds, keyword: str) -> str | None:
+    """A Long String identifier (PatientID), None when it holds control characters or is too long."""
+    text = _text(ds, keyword)
+    return text if text and _IDENTIFIER.fullmatch(text) else None
 
 
 def _code(ds, keyword: str) -> str | None:
@@ -917,7 +932,7 @@ def _syntax_text(syntax) -> str | None:
     uid = str(syntax).strip(" \0")
     if uid in UID_dictionary:
         return UID_dictionary[uid][0]
-    return uid if re.fullmatch(r"[0-9]+(\.[0-9]+)*", uid) and len(uid) <= 64 else None
+    return uid if _UID.fullmatch(uid) and len(uid) <= 64 else None
 
 
 def _text(ds, keyword: str) -> str | None:
