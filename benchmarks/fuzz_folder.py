@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests" / "images"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fuzz_mutations  # noqa: E402
+from large_archive import resident_mb  # noqa: E402  benchmarks/large_archive.py
 
 SUFFIX = {"dicom": "", "png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 
@@ -43,16 +44,6 @@ def write_folder(folder: Path, per_format: int, seed: int) -> int:
             path.write_bytes(data)
             n += 1
     return n
-
-
-def resident_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
 
 
 def watched(command: list[str], log: Path, limit_mb: float, timeout: float):

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.cli.test_evaluate_runs import absolute_manifest
-from tests.folder_helpers import copy_images
+from tests.scoring.test_output_safety import inbox  # noqa: F401  the fixture: 60 wrist PNGs twice
 from tests.test_io import dead_pid, fill, read_only_view, small_disk
 from tfxray import io as tio
 from tfxray.cli.main import cli
@@ -42,14 +42,6 @@ def one_line_error(result, code: int) -> str:
     lines = [line for line in result.output.splitlines() if line.startswith("error: ")]
     assert len(lines) == 1, result.output
     return lines[0]
-
-
-@pytest.fixture()
-def inbox(tmp_path, wrist_png):
-    folder, manifest = wrist_png
-    for part in ("a", "b"):
-        copy_images(folder, manifest.path, tmp_path / "inbox" / part)
-    return tmp_path / "inbox"
 
 
 @pytest.fixture()
