@@ -49,7 +49,7 @@ def random_box_recall(detections: pd.DataFrame, truth: pd.DataFrame, images: pd.
 
 
 def run_pelvis_demo(out: str | Path, *, n_skeleton: int = 200, n_pelvis: int = 300, seed: int = 0,
-                    epochs: int | None = None, generic_epochs: int = 5, say: Callable[[str], None] = print) -> DemoResult:
+                    epochs: int | None = None, generic_epochs: int = 3, say: Callable[[str], None] = print) -> DemoResult:
     from ..config import load_recipe
     from ..data.manifest import load_manifest
     from ..data.synth import synthesize
