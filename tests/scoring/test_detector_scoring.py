@@ -7,11 +7,6 @@ padded differently into the 64 px input), so where a box lands in the original i
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +16,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from cli.main import cli
+from tests.chain_helpers import kill_when, rows_written
 from tests.folder_helpers import BROKEN_PNG
 from tfxray.data.boxes import boxes_from_input
 from tfxray.data.geometry import ImageGeometry, resize_array
@@ -322,19 +318,7 @@ def test_sigkill_mid_detector_scoring_then_resume(scored, detector_run, tmp_path
             originals[copy] = name
     files = sorted(originals)
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-m", "tfxray.cli.main", "score", str(run), str(folder), "--out", str(out),
-               "--batch-size", "2"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        rows = out.read_bytes().count(b"\n") - 1 if out.exists() else 0
-        if rows >= 20:
-            break
-        time.sleep(0.005)
-    assert process.poll() is None, "the run ended before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when(["score", run, folder, "--out", out, "--batch-size", "2"], rows_written(out, 20), interval=0.005)
     killed = pd.read_csv(out, keep_default_na=False)
     assert 20 <= len(killed) < len(files) and killed.path.is_unique
     assert (out.parent / "boxes.csv").exists()

@@ -1,13 +1,13 @@
 """kill -9 in the middle of `tfxray score`, then --resume: every file exactly once."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
+
+from tests.chain_helpers import kill_when, rows_written
 
 
 def tfxray(*args, **kwargs):
@@ -22,27 +22,14 @@ def test_sigkill_mid_run_then_resume(tiny_run, tmp_path):
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     assert len(files) == 401  # 400 images and the manifest (a skipped row)
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-m", "tfxray.cli.main", "score", str(tiny_run), str(folder), "--out", str(out),
-               "--batch-size", "2"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    rows = 0
-    while time.time() < deadline and process.poll() is None:
-        rows = out.read_bytes().count(b"\n") - 1 if out.exists() else 0
-        if rows >= 40:
-            break
-        time.sleep(0.005)
-    assert process.poll() is None, "the run ended before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when(["score", tiny_run, folder, "--out", out, "--batch-size", "2"], rows_written(out, 40), interval=0.005)
     killed = pd.read_csv(out, keep_default_na=False)
     killed_lines = out.read_text().splitlines()
     assert 40 <= len(killed) < len(files)  # really mid-run
     assert killed.path.is_unique
 
     resumed = tfxray("score", str(tiny_run), str(folder), "--out", str(out), "--resume", "--batch-size", "8",
-                     env=env, timeout=300)
+                     env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     table = pd.read_csv(out, keep_default_na=False)
     final_lines = out.read_text().splitlines()

@@ -4,11 +4,6 @@ hard-positive mining, resume after kill -9, and the recipe fields a detector (or
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -16,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
+from tests.chain_helpers import epochs_done, kill_when
 from tfxray.config import load_recipe
 from tfxray.errors import UserError
 
@@ -60,20 +56,9 @@ def pelvis(tmp_path_factory):
 def _train_killed_then_resumed(manifest, recipe, run):
     """`tfxray train det.yaml --data M --out RUN --epochs 3` in a process killed with SIGKILL once two epochs are in
     history.csv, then `tfxray train --resume RUN --data M`. Returns (history at the kill, the resumed output)."""
-    command = [sys.executable, "-m", "tfxray.cli.main", "train", str(recipe), "--data", str(manifest),
-               "--out", str(run), "--epochs", "3", "--quiet"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = run / "history.csv"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if history.is_file() and len(pd.read_csv(history)) >= 2:
-            break
-        if process.poll() is not None:
-            pytest.fail("training finished before it could be killed")
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when(["train", recipe, "--data", manifest, "--out", run, "--epochs", "3", "--quiet"], epochs_done(history, 2),
+              timeout=300)
     before = pd.read_csv(history)
     assert (run / "checkpoint").is_dir() and not (run / "tfxray.json").exists()
     resumed = CliRunner().invoke(cli, ["train", "--resume", str(run), "--data", str(manifest), "--quiet"])

@@ -1,16 +1,14 @@
 """Training end to end on tiny phantoms: cross-validation, resume after kill -9, feature cache."""
 
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.chain_helpers import tiny_recipe
+from tests.chain_helpers import epochs_done, kill_when, tiny_recipe
 from tfxray.data.manifest import load_manifest
 from tfxray.models.bundle import load_bundle
 from tfxray.models.inference import predict_paths
@@ -45,30 +43,18 @@ def test_cross_validation_scores_each_image_once_by_a_model_that_never_saw_it(wr
 def test_resume_after_kill_9_continues_from_the_last_epoch(wrist_png, tmp_path):
     folder, _ = wrist_png
     run = tmp_path / "run"
-    command = [
-        sys.executable, "-m", "tfxray.cli.main", "train", "demo", "--data", str(folder / "manifest.csv"),
-        "--out", str(run), "--input-size", "64", "--epochs", "8", "--batch-size", "4", "--quiet",
-        "--set", "train.schedule.name=step", "--set", "train.schedule.every=5", "--set", "train.schedule.factor=0.5",
-    ]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = run / "history.csv"
-    deadline = time.time() + 240
-    while time.time() < deadline:
-        if history.is_file() and len(pd.read_csv(history)) >= 3:
-            break
-        if process.poll() is not None:
-            pytest.fail("training finished before it could be killed")
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    kill_when(["train", "demo", "--data", folder / "manifest.csv", "--out", run, "--input-size", "64", "--epochs", "8",
+               "--batch-size", "4", "--quiet", "--set", "train.schedule.name=step", "--set", "train.schedule.every=5",
+               "--set", "train.schedule.factor=0.5"], epochs_done(history, 3))
     before = pd.read_csv(history)
     done = len(before)
     assert 3 <= done < 8
     assert (run / "checkpoint").is_dir()
 
     resumed = subprocess.run(
-        command[:4] + ["--data", str(folder / "manifest.csv"), "--resume", str(run), "--quiet"], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "tfxray.cli.main", "train", "--data", str(folder / "manifest.csv"), "--resume", str(run),
+         "--quiet"], env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True, timeout=300
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     after = pd.read_csv(history)
