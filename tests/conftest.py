@@ -8,6 +8,11 @@ import shutil
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The workers share the machine's cores: one TensorFlow thread per op in each (and in the commands the
+    # tests start) runs the suite about 15% faster than every worker spreading each op over every core.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["TFXRAY_CACHE"] = tempfile.mkdtemp(prefix="tfxray-test-cache-")  # never the user's cache
 atexit.register(shutil.rmtree, os.environ["TFXRAY_CACHE"], ignore_errors=True)
 

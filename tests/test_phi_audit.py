@@ -3,7 +3,8 @@ reach any output of any command, at the most verbose logging.
 
 Synthetic DICOMs carry distinctive values in PatientName, PatientBirthDate, PatientAddress,
 OtherPatientIDs, InstitutionName, ReferringPhysicianName, StudyDescription, ImageComments and a few
-more; every command runs as a user runs it (a subprocess, TF_CPP_MIN_LOG_LEVEL=0, progress lines on);
+more; every command runs as a user runs it (through the CLI's entry point in a subprocess,
+TF_CPP_MIN_LOG_LEVEL=0, progress lines on, each command's stdout and stderr in its own log);
 then every output byte is searched: CSV, JSON, Markdown, SVG, PNG (raw, and the text of its
 tEXt/zTXt/iTXt chunks decompressed), TensorBoard event files, the .keras zip's members, the exported
 SavedModel, and each command's stdout and stderr.
@@ -74,19 +75,48 @@ def make_data(root: Path) -> tuple[Path, Path]:
     return folder, folder / "manifest.csv"
 
 
-def tfxray(out: Path, name: str, *args) -> subprocess.CompletedProcess:
-    """Run ``tfxray ARGS`` as a user does, at the most verbose level; stdout and stderr go to out/logs/."""
+# One process runs a list of commands, each through the CLI's own entry point with its stdout and stderr
+# (the file descriptors, so TensorFlow's C++ logs too) sent to out/logs/NAME.*.log: the commands as a user
+# runs them, without paying TensorFlow's import once per command.
+SESSION = """
+import json, os, sys
+from cli.main import main
+out, steps = sys.argv[1], json.loads(sys.argv[2])
+codes = {}
+for name, args in steps:
+    sys.stdout.flush(); sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(f"{out}/logs/{name}.stdout.log", "wb") as o, open(f"{out}/logs/{name}.stderr.log", "wb") as e:
+        os.dup2(o.fileno(), 1); os.dup2(e.fileno(), 2)
+        try:
+            codes[name] = main(args) or 0
+        except SystemExit as exc:
+            codes[name] = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            sys.stdout.flush(); sys.stderr.flush()
+            os.dup2(saved[0], 1); os.dup2(saved[1], 2)
+            os.close(saved[0]); os.close(saved[1])
+print(json.dumps(codes))
+"""
+
+
+def tfxray(out: Path, steps: list[tuple]) -> dict[str, int]:
+    """Run ``tfxray ARGS`` for each (name, *ARGS) of ``steps`` at the most verbose level, in one process; stdout
+    and stderr of each go to out/logs/NAME.stdout.log and NAME.stderr.log. Returns {name: exit code}."""
+    import json
+
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "ABSL_MIN_LOG_LEVEL": "0", "TFXRAY_PROGRESS_INTERVAL": "0",
            "PYTHONWARNINGS": "default"}
     env.pop("TFXRAY_NO_PROGRESS", None)
-    logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with open(logs / f"{name}.stdout.log", "wb") as stdout, open(logs / f"{name}.stderr.log", "wb") as stderr:
-        done = subprocess.run([sys.executable, "-m", "tfxray.cli.main", *map(str, args)], stdout=stdout,
-                              stderr=stderr, env=env, timeout=600)
-    print(f"{name}: {time.perf_counter() - started:.1f} s")
-    return done
+    listed = [(name, [str(a) for a in args]) for name, *args in steps]
+    done = subprocess.run([sys.executable, "-c", SESSION, str(out), json.dumps(listed)], capture_output=True,
+                          env=env, timeout=900, cwd=Path(__file__).resolve().parents[1])
+    print(f"{[name for name, _ in listed]}: {time.perf_counter() - started:.1f} s")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    (out / "logs" / "session.stderr.log").write_bytes(done.stderr)
+    return json.loads(done.stdout.decode().strip().splitlines()[-1])
 
 
 def png_texts(data: bytes) -> list[bytes]:
@@ -157,18 +187,20 @@ def test_no_phi_from_inside_the_files_reaches_any_output(tmp_path):
          "--patient-column", "patient_id"),
         ("export", "export", run, "--format", "savedmodel", "--out", out / "export" / "1"),
     ]
-    for name, *args in steps:
-        done = tfxray(out, name, *args)
-        assert done.returncode == 0, (name, (out / "logs" / f"{name}.stderr.log").read_text()[-3000:])
+    codes = tfxray(out, steps)
+    for name, *_ in steps:
+        assert codes[name] == 0, (name, (out / "logs" / f"{name}.stderr.log").read_text()[-3000:])
+        said = sum((out / "logs" / f"{name}.{stream}.log").stat().st_size for stream in ("stdout", "stderr"))
+        assert said > 0, f"{name} wrote nothing to its logs"  # the logs audited are really the commands' output
     # evaluate on the scores: labels joined from the manifest (by file), hashed patients as the unit
     labels = pd.read_csv(manifest, dtype=str).drop_duplicates("path").set_index("path")["label"]
     scored = pd.read_csv(out / "hashed" / "scores.csv", dtype=str, keep_default_na=False)
     scored["label"] = scored["path"].map(labels)
     scored.to_csv(out / "hashed" / "labelled.csv", index=False)
-    done = tfxray(out, "evaluate-scores", "evaluate", "--scores", out / "hashed" / "labelled.csv", "--label-column",
-                  "label", "--positive", "fracture", "--score-column", "score", "--patient-column", "patient_id",
-                  "--out", out / "eval_scores")
-    assert done.returncode == 0, (out / "logs" / "evaluate-scores.stderr.log").read_text()[-3000:]
+    codes = tfxray(out, [("evaluate-scores", "evaluate", "--scores", out / "hashed" / "labelled.csv", "--label-column",
+                          "label", "--positive", "fracture", "--score-column", "score", "--patient-column",
+                          "patient_id", "--out", out / "eval_scores")])
+    assert codes["evaluate-scores"] == 0, (out / "logs" / "evaluate-scores.stderr.log").read_text()[-3000:]
 
     files = [p for p in out.rglob("*") if p.is_file()]
     kinds = {p.suffix or p.name for p in files}

@@ -172,6 +172,10 @@ class DetectorPredictor:
         s = model.settings
         spec = tf.TensorSpec([None, s["input_size"], s["input_size"], s["channels"]], tf.float32)
         self._fn = tf.function(model.detect, input_signature=[spec], autograph=False)
+        # Traced once per model. TensorFlow counts the traces of every model's `detect` together (one code
+        # object), so a process holding several detectors (evaluating two runs, mining with another run)
+        # would warn of "retracing" though none retraces.
+        self._fn._omit_frequent_tracing_warning = True
 
     def __call__(self, images) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self._fn(images).items()}

@@ -103,9 +103,9 @@ class ImageAUC:
         return _Callback()
 
     def scores(self, model) -> np.ndarray:
-        from ..models.inference import DetectorPredictor
+        from ..models.inference import detector_predictor_for
 
-        predict = DetectorPredictor(model)
+        predict = detector_predictor_for(model)  # traced once: the graph reads the weights as they are now
         out = []
         for images, _ in self.dataset:
             found = predict(images)

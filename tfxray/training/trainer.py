@@ -591,6 +591,7 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
     ]
     if stopping is not None:
         callbacks.append(stopping)
+    _create_variables_before_tracing(model)
     try:
         model.fit(
             train_data, validation_data=val_data, epochs=epochs, initial_epoch=initial_epoch,
@@ -602,6 +603,19 @@ def _fit(model, train_data, val_data, recipe: Recipe, run_dir: Path, checkpoint:
     if model.stop_training and not np.isfinite(model.history.history.get("loss", [np.nan])[-1]):
         raise RunError("training stopped: the loss became NaN (lower train.lr?)")
     return restored()
+
+
+def _create_variables_before_tracing(model) -> None:
+    """Create eagerly what the first traced train step would otherwise create: the optimizer's slots and
+    Keras' global seed generator (keras-cv's box samplers draw unseeded). A variable created inside the
+    trace makes tf.function trace the whole step a second time, about half of a small model's first epoch."""
+    # keras has no public accessor for its global generator; this only creates it where the step would
+    from keras.src.random.seed_generator import global_seed_generator
+
+    with model.distribute_strategy.scope():
+        if model.optimizer is not None and not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        global_seed_generator()
 
 
 # --------------------------------------------------------------------------- step 4: threshold and bundle
