@@ -259,6 +259,7 @@ def test_a_lock_left_by_a_killed_process_blocks_nothing(tmp_path):
               "with io.exclusive_lock(sys.argv[1]):\n    os.kill(os.getpid(), 9)\n")
     assert subprocess.run([sys.executable, "-c", script, str(target)]).returncode == -9
     assert tio.lock_path(target).exists()  # the file stays; the kernel dropped the lock
+    assert tio.lock_holder(target) is None
     with tio.exclusive_lock(target):
         pass
 
@@ -270,12 +271,19 @@ def test_a_lock_held_by_another_process(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", script, str(target)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
+        assert tio.lock_holder(target) == f"lock held by pid {holder.pid}"
+        tio.lock_path(target).parent.chmod(0o555)  # asked about from a folder this process cannot write
+        try:
+            assert tio.lock_holder(target) == f"lock held by pid {holder.pid}"
+        finally:
+            tio.lock_path(target).parent.chmod(0o755)
         with pytest.raises(tio.LockHeld, match=f"lock held by pid {holder.pid}"):
             with tio.exclusive_lock(target, "another tfxray score is writing it"):
                 pass
     finally:
         holder.kill()
         holder.wait()
+    assert tio.lock_holder(target) is None
     with tio.exclusive_lock(target):
         pass
 

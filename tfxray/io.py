@@ -269,8 +269,7 @@ def exclusive_lock(target: str | os.PathLike, busy: str = "another process is wr
         except BlockingIOError:
             pid = _read_pid(fd)
             os.close(fd)
-            held = f"lock held by pid {pid}" if pid else f"lock held: {path}"
-            raise LockHeld(f"{target}: {busy} ({held}){hint}", pid) from None
+            raise LockHeld(f"{target}: {busy} ({_held(path, pid)}){hint}", pid) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:
@@ -291,6 +290,30 @@ def exclusive_lock(target: str | os.PathLike, busy: str = "another process is wr
         except OSError:
             pass
         os.close(fd)
+
+
+def lock_holder(target: str | os.PathLike) -> str | None:
+    """Whether a process holds ``exclusive_lock(target)`` now, without taking it: "lock held by pid N"
+    (or naming the lock file when its pid cannot be read), None when no process does. Opens the lock
+    read-only, so it also answers for a folder this process may not write."""
+    path = lock_path(target)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # no lock file (or one we cannot open): no writer that we can see
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _held(path, _read_pid(fd))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)  # closing drops a shared lock taken above
+    return None
+
+
+def _held(path: Path, pid: int | None) -> str:
+    return f"lock held by pid {pid}" if pid else f"lock held: {path}"
 
 
 def _read_pid(fd: int) -> int | None:

@@ -65,7 +65,7 @@ def test_a_part_still_being_written_is_refused(parts, tmp_path):
     a, b = parts
     with open(a.with_name(a.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        with pytest.raises(UserError, match="still writing it"):
+        with pytest.raises(UserError, match=r"still writing it \(lock held: .*part-1.csv.lock\)"):
             merge_shards([a, b], tmp_path / "m.csv", classes=["normal", "fracture"], threshold=0.5)
 
 

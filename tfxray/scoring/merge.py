@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from ..io import atomic_path
+from ..io import atomic_path, lock_holder
 from .batch import box_path, write_rollups
 
 
@@ -47,20 +47,10 @@ def _read_header(path: Path) -> list[str]:
 
 
 def _check_not_locked(path: Path) -> None:
-    lock = path.with_name(path.name + ".lock")
-    if not lock.exists():
-        return
-    try:
-        import fcntl
-
-        with open(lock, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    except BlockingIOError:
-        raise UserError(f"{path}: a tfxray score run is still writing it; merge once every shard has finished") \
-            from None
-    except OSError:
-        pass  # a lock file we cannot open says nothing about a writer
+    held = lock_holder(path)
+    if held:
+        raise UserError(f"{path}: a tfxray score run is still writing it ({held}); merge once every shard has "
+                        "finished")
 
 
 def merge_shards(parts: list[str | Path], out: str | Path, *, classes: list[str], threshold: float,
