@@ -7,6 +7,7 @@ padded differently into the 64 px input), so where a box lands in the original i
 from __future__ import annotations
 
 import json
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,15 @@ def scored(detector_run, tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------- the inverse mapping
+
+
+def test_evaluate_writes_boxes_as_score_does_with_a_confidence_under_the_cutoff_kept_under_it():
+    from tfxray.scoring.detections import _boxes_csv
+
+    found = pd.DataFrame([["a.png", 0, 1.23456, 2.0, 30.5, 40.0, 0.39996, "fracture"]], columns=BOX_HEADER)
+    lines = _boxes_csv(found).splitlines()
+    assert lines == [",".join(BOX_HEADER), "a.png,0,1.235,2.000,30.500,40.000,0.399960,fracture"]
+    assert pd.read_csv(StringIO("\n".join(lines))).score.iloc[0] < CUTOFF  # at 3 decimals it read 0.400
 
 
 def test_image_boxes_undo_the_pad_by_hand():

@@ -86,6 +86,16 @@ class DetectorEvaluation:
     comparison: dict | None  # two runs: compare_detections' result
 
 
+def _boxes_csv(detections: pd.DataFrame) -> str:
+    """As ``tfxray score`` writes boxes.csv: coordinates to 1/1000 pixel, confidences to 6 decimals (at
+    3, a box just under the cut-off reads as on it, and counts recomputed from the file differ)."""
+    written = detections.copy()
+    for column in ("x1", "y1", "x2", "y2"):
+        written[column] = written[column].map("{:.3f}".format)
+    written["score"] = written["score"].map("{:.6f}".format)
+    return written.to_csv(index=False)
+
+
 def evaluate_detector_runs(runs: list, manifest=None, *, split: str | None = None, out: Path, overlays: bool = True,
                            roc_only: bool = False, ci: str = "delong", n_bootstrap: int = 2000, seed: int = 0,
                            allow_modality: bool = False, progress: bool = True, say=print) -> DetectorEvaluation:
@@ -115,7 +125,7 @@ def evaluate_detector_runs(runs: list, manifest=None, *, split: str | None = Non
         folder.mkdir(parents=True, exist_ok=True)
         meta = run.bundle.meta
         images, boxes = run.manifest.images, run.manifest.boxes
-        atomic_write_text(folder / "boxes.csv", run.detections.to_csv(index=False, float_format="%.3f"))
+        atomic_write_text(folder / "boxes.csv", _boxes_csv(run.detections))
         if len(run.excluded):
             atomic_write_text(folder / "excluded.csv", run.excluded.to_csv(index=False))
             say(f"{len(run.excluded)} image(s) outside {run.bundle.path}'s training profile left out "
