@@ -65,6 +65,19 @@ class _QuietLoader(importlib.abc.Loader):
             self.inner.exec_module(module)
 
 
+def quiet_image_readers() -> None:
+    """For commands that read a folder file by file (score, inspect): each file's problem is its row's
+    status and reason. The readers' own notices about odd files (pydicom's and Pillow's warnings,
+    tifffile's log) would bury the summary under thousands of lines, and some quote the file's text.
+    (libtiff, inside Pillow, still prints a few C-level lines for broken TIFFs.)"""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+
+
 @contextmanager
 def notices_dropped():
     """Capture file descriptor 2 (C++ writes there directly) and write back all but ``IMPORT_NOTICES``."""

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from .common import quiet_image_readers
+
 
 @click.command("inspect")
 @click.argument("folder", type=click.Path(path_type=Path))
@@ -40,6 +42,7 @@ def inspect_command(folder, manifest, out, run_dir, strict, no_progress):
     from tfxray.io import check_writable
 
     check_writable(out, "--out")  # before the audit reads every file, not after
+    quiet_image_readers()
     check = None
     if run_dir is not None:
         from tfxray.data.profile import profile_check

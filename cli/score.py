@@ -10,6 +10,8 @@ import click
 from tfxray.evaluation.choices import AGGREGATIONS, DEFAULT_AGGREGATION
 from tfxray.explain import METHODS
 
+from .common import quiet_image_readers
+
 
 @click.command("score")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
@@ -64,16 +66,13 @@ def score(run_dir, folder, out, batch_size, resume, shard, hash_ids, salt, aggre
       tfxray score runs/wrist /pacs/export --out scores.csv --gradcam panels --gradcam-only-positives
       tfxray score runs/femoral-neck /pacs/pelvis --out scores.csv --overlays boxes   # + boxes.csv
     """
-    import warnings
-
     from tfxray.scoring.batch import parse_shard, score_folder
 
     if gradcam_only_positives and gradcam_dir is None:
         from tfxray.errors import UserError
 
         raise UserError("--gradcam-only-positives needs --gradcam DIR")
-    # pydicom warns about every odd file it still reads; the CSV's status and error columns are the report
-    warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
+    quiet_image_readers()
     summary = score_folder(run_dir, folder, out, batch_size=batch_size, resume=resume, shard=parse_shard(shard),
                            hash_ids=hash_ids, salt=salt, aggregate=aggregate, gradcam_dir=gradcam_dir,
                            gradcam_only_positives=gradcam_only_positives, gradcam_method=gradcam_method,
