@@ -39,6 +39,20 @@ def test_one_row_per_file_with_errors_as_rows(tiny_run, inbox, tmp_path):
     assert broken.error and "\n" not in broken.error
 
 
+def test_an_out_inside_the_scored_folder_never_scores_its_own_files(tiny_run, inbox, tmp_path, wrist_png):
+    out = inbox / "results" / "scores.csv"
+    first = score_folder(tiny_run, inbox, out, batch_size=4, progress=False)
+    assert (first.scored, first.errors, first.skipped) == (12, 1, 1)  # as with --out outside the folder
+    png_dir, manifest = wrist_png
+    copy_images(png_dir, manifest.path[6:8], inbox / "later")
+    # the rerun sees scores.csv, scores_rollup.csv and (while it runs) scores.csv.lock in the folder
+    again = score_folder(tiny_run, inbox, out, batch_size=4, progress=False, resume=True)
+    # a resume scores the CSV's last file again (its rows may be torn), and the two new ones
+    assert (again.total, again.already_done, again.scored, again.skipped) == (16, 13, 3, 0)
+    table = pd.read_csv(out, keep_default_na=False)
+    assert not table.path.str.startswith("results/").any() and len(table) == 16 and table.path.is_unique
+
+
 def test_scores_equal_the_model_on_the_same_images(tiny_run, inbox, tmp_path):
     out = tmp_path / "scores.csv"
     score_folder(tiny_run, inbox, out, batch_size=5, progress=False)

@@ -38,7 +38,7 @@ from ..errors import UserError
 from ..evaluation.aggregate import AGGREGATIONS, AGGREGATORS
 from ..explain.gradcam import METHODS as GRADCAM_METHODS
 from ..images import list_files
-from ..io import append_whole, atomic_write_text, check_writable, exclusive_lock, sweep_stale_temps
+from ..io import append_whole, atomic_write_text, check_writable, exclusive_lock, lock_path, sweep_stale_temps
 from ..models.bundle import Bundle, load_bundle
 from ..models.inference import Predictor, call, inputs_for, profile_note, score_columns
 from ..progress import progress as progress_bar
@@ -226,7 +226,8 @@ def _score_locked(run, folder: Path, out_csv: Path, *, batch_size, resume, shard
     builder = inputs_for(bundle, check_profile=not allow_modality)
     writer = _RowWriter(bundle.meta, hash_ids=hash_ids, salt=salt)
 
-    files = [r for r in list_files(folder) if in_shard(r, shard)]
+    own = _own_outputs(folder, out_csv)
+    files = [r for r in list_files(folder) if r not in own and in_shard(r, shard)]
     done = _resume_state(out_csv, writer.header) if resume and out_csv.exists() else set()
     todo = [r for r in files if r not in done]
     summary = ScoreSummary(total=len(files), already_done=len(files) - len(todo), replicas=predict.replicas,
@@ -268,6 +269,19 @@ def _score_locked(run, folder: Path, out_csv: Path, *, batch_size, resume, shard
         summary.rollup_note = (f"roll-ups: none written (per-study and per-patient roll-ups need a two-class model; "
                                f"this one has {len(classes)} classes)")
     return summary
+
+
+def _own_outputs(folder: Path, out_csv: Path) -> set[str]:
+    """The run's own files (the CSV, its roll-ups, boxes and lock) as ``list_files`` names them, when
+    ``--out`` lies inside the scored folder: they are the run's output, never rows of their own."""
+    root = folder.resolve()
+    own = set()
+    for path in (out_csv, rollup_path(out_csv), box_path(out_csv), lock_path(out_csv)):
+        try:
+            own.add(path.resolve().relative_to(root).as_posix())
+        except ValueError:  # outside the folder
+            pass
+    return own
 
 
 def _check_options(folder: Path, out_csv: Path, *, resume: bool, hash_ids: bool, salt: str | None, aggregate: str,
