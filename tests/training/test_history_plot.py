@@ -53,3 +53,19 @@ def test_a_one_epoch_history_still_has_whole_epoch_ticks():
             assert 1 in visible
     finally:
         plt.close(fig)
+
+
+def test_a_metric_measured_on_validation_only_has_its_own_panel():
+    """A detector's val_auc (its best epoch is chosen on it) has no training counterpart: still plotted."""
+    import matplotlib.pyplot as plt
+
+    table = history().drop(columns=["auc"])
+    fig = history_figure(table, restored_epoch=2)
+    try:
+        assert [ax.get_title() for ax in fig.axes] == ["loss", "auc (validation)"]
+        panel = fig.axes[1]
+        assert [t.get_text() for t in panel.get_legend().get_texts()] == ["validation", "restored: epoch 2"]
+        line = next(line for line in panel.get_lines() if line.get_label() == "validation")
+        assert list(line.get_ydata()) == list(table["val_auc"])
+    finally:
+        plt.close(fig)

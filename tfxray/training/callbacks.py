@@ -70,12 +70,17 @@ def history_figure(history: pd.DataFrame, restored_epoch: int | None = None):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    metrics = [c for c in history.columns if c not in ("epoch", "lr") and not c.startswith("val_")]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
-    for ax, metric in zip(axes[0], metrics):
-        ax.plot(history["epoch"], history[metric], "o-", label="training")
-        if f"val_{metric}" in history:
-            ax.plot(history["epoch"], history[f"val_{metric}"], "s-", label="validation")
+    trained = [c for c in history.columns if c not in ("epoch", "lr") and not c.startswith("val_")]
+    # a metric measured on validation only (a detector's per-image val_auc, what its best epoch is chosen
+    # on) gets a panel of its own
+    validation_only = [c for c in history.columns if c.startswith("val_") and c[4:] not in trained]
+    panels = [(m, m, f"val_{m}") for m in trained] + [(f"{c[4:]} (validation)", None, c) for c in validation_only]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    for ax, (title, metric, validation) in zip(axes[0], panels):
+        if metric is not None:
+            ax.plot(history["epoch"], history[metric], "o-", label="training")
+        if validation in history:
+            ax.plot(history["epoch"], history[validation], "s-", color="tab:orange", label="validation")
         if restored_epoch is not None:
             ax.axvline(restored_epoch, color="tab:red", linestyle="--", linewidth=1.2,
                        label=f"restored: epoch {restored_epoch}")
@@ -85,7 +90,7 @@ def history_figure(history: pd.DataFrame, restored_epoch: int | None = None):
         ax.set_xlim(first - 0.5, max(last, first + 1) + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
-        ax.set_title(metric)
+        ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
