@@ -163,6 +163,12 @@ def predictor_for(model) -> Predictor:
 BOX_COLUMNS_OUT = ["path", "frame", "x1", "y1", "x2", "y2", "score", "class"]  # boxes.csv
 
 
+def box_fields(x1: float, y1: float, x2: float, y2: float, score: float) -> list[str]:
+    """A box as every boxes.csv writes it: corners to 1/1000 pixel, the confidence to 6 decimals (fewer,
+    and a box just under the cut-off reads as on it: counts recomputed from the file would differ)."""
+    return [f"{x1:.3f}", f"{y1:.3f}", f"{x2:.3f}", f"{y2:.3f}", f"{score:.6f}"]
+
+
 class DetectorPredictor:
     """``model.detect`` as one traced graph (any batch size): boxes in model-input pixels."""
 
@@ -175,7 +181,8 @@ class DetectorPredictor:
         # Traced once per model. TensorFlow counts the traces of every model's `detect` together (one code
         # object), so a process holding several detectors (evaluating two runs, mining with another run)
         # would warn of "retracing" though none retraces.
-        self._fn._omit_frequent_tracing_warning = True
+        if hasattr(self._fn, "_omit_frequent_tracing_warning"):
+            self._fn._omit_frequent_tracing_warning = True
 
     def __call__(self, images) -> dict[str, np.ndarray]:
         return {k: np.asarray(v) for k, v in self._fn(images).items()}

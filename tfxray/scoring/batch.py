@@ -40,7 +40,7 @@ from ..explain.gradcam import METHODS as GRADCAM_METHODS
 from ..images import list_files
 from ..io import append_whole, atomic_write_text, check_writable, exclusive_lock, lock_path, sweep_stale_temps
 from ..models.bundle import Bundle, load_bundle
-from ..models.inference import Predictor, call, inputs_for, profile_note, score_columns
+from ..models.inference import Predictor, box_fields, call, inputs_for, profile_note, score_columns
 from ..progress import progress as progress_bar
 
 
@@ -400,7 +400,7 @@ class _BoxWriter:
             _write_rows(self.fd, [self.header], self.path)
 
     def write(self, relative: str, frame: int, boxes: list[tuple]) -> None:
-        rows = [[relative, frame, *(f"{v:.3f}" for v in box[:4]), f"{box[4]:.6f}", box[5]] for box in boxes]
+        rows = [[relative, frame, *box_fields(*box[:5]), box[5]] for box in boxes]
         if rows:
             _write_rows(self.fd, rows, self.path)
             self.written += len(rows)

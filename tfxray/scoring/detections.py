@@ -17,7 +17,7 @@ from ..data.inputs import OK, OUTSIDE
 from ..data.manifest import Manifest, load_manifest
 from ..errors import UserError
 from ..models.bundle import Bundle, load_bundle
-from ..models.inference import detect_paths
+from ..models.inference import BOX_COLUMNS_OUT, box_fields, detect_paths
 from .predict import split_manifest_path
 
 
@@ -87,13 +87,11 @@ class DetectorEvaluation:
 
 
 def _boxes_csv(detections: pd.DataFrame) -> str:
-    """As ``tfxray score`` writes boxes.csv: coordinates to 1/1000 pixel, confidences to 6 decimals (at
-    3, a box just under the cut-off reads as on it, and counts recomputed from the file differ)."""
-    written = detections.copy()
-    for column in ("x1", "y1", "x2", "y2"):
-        written[column] = written[column].map("{:.3f}".format)
-    written["score"] = written["score"].map("{:.6f}".format)
-    return written.to_csv(index=False)
+    """boxes.csv as ``tfxray score`` writes it (``box_fields``)."""
+    rows = [[path, frame, *box_fields(x1, y1, x2, y2, score), kind]
+            for path, frame, x1, y1, x2, y2, score, kind in detections[BOX_COLUMNS_OUT].itertuples(index=False,
+                                                                                                    name=None)]
+    return pd.DataFrame(rows, columns=BOX_COLUMNS_OUT).to_csv(index=False)
 
 
 def evaluate_detector_runs(runs: list, manifest=None, *, split: str | None = None, out: Path, overlays: bool = True,

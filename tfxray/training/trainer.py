@@ -609,13 +609,15 @@ def _create_variables_before_tracing(model) -> None:
     """Create eagerly what the first traced train step would otherwise create: the optimizer's slots and
     Keras' global seed generator (keras-cv's box samplers draw unseeded). A variable created inside the
     trace makes tf.function trace the whole step a second time, about half of a small model's first epoch."""
-    # keras has no public accessor for its global generator; this only creates it where the step would
-    from keras.src.random.seed_generator import global_seed_generator
-
+    try:  # keras has no public accessor for its global generator; this only creates it where the step would
+        from keras.src.random.seed_generator import global_seed_generator
+    except ImportError:  # another Keras: the step may trace twice, nothing worse
+        global_seed_generator = None
     with model.distribute_strategy.scope():
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
-        global_seed_generator()
+        if global_seed_generator is not None:
+            global_seed_generator()
 
 
 # --------------------------------------------------------------------------- step 4: threshold and bundle
