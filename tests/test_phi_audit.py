@@ -24,6 +24,7 @@ evaluate's scores.csv hold absolute paths).
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import struct
 import subprocess
@@ -103,8 +104,6 @@ print(json.dumps(codes))
 def tfxray(out: Path, steps: list[tuple]) -> dict[str, int]:
     """Run ``tfxray ARGS`` for each (name, *ARGS) of ``steps`` at the most verbose level, in one process; stdout
     and stderr of each go to out/logs/NAME.stdout.log and NAME.stderr.log. Returns {name: exit code}."""
-    import json
-
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0", "ABSL_MIN_LOG_LEVEL": "0", "TFXRAY_PROGRESS_INTERVAL": "0",
            "PYTHONWARNINGS": "default"}
     env.pop("TFXRAY_NO_PROGRESS", None)

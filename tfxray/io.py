@@ -324,7 +324,7 @@ def _read_pid(fd: int) -> int | None:
         return None
 
 
-# --------------------------------------------------------------------------------------------- owned folders
+# --------------------------------------------------------------------------------------------- a user's text files
 
 def read_text_file(path: str | os.PathLike, *, cap: int, over_cap: str, not_utf8: str,
                    nul: str | None = None) -> str:
@@ -333,8 +333,6 @@ def read_text_file(path: str | os.PathLike, *, cap: int, over_cap: str, not_utf8
     NUL byte when ``nul`` is given (its hint: a binary file given as text), or not UTF-8 (``not_utf8``
     hint; the line and byte named). A UTF-8 byte-order mark is dropped."""
     import codecs
-
-    from .errors import UserError
 
     path = Path(path)
     try:
@@ -351,16 +349,21 @@ def read_text_file(path: str | os.PathLike, *, cap: int, over_cap: str, not_utf8
         raise UserError(f"{path}: {over_cap}")
     at = raw.find(b"\0") if nul is not None else -1
     if at >= 0:
-        line = raw.count(b"\n", 0, at) + 1
-        raise UserError(f"{path}: line {line}: a NUL byte (byte {at}); {nul}")
+        raise UserError(f"{path}: line {_line_at(raw, at)}: a NUL byte (byte {at}); {nul}")
     start = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
     try:
         return raw[start:].decode("utf-8")
     except UnicodeDecodeError as exc:
         at = start + exc.start
-        line = raw.count(b"\n", 0, at) + 1
-        raise UserError(f"{path}: line {line}: not UTF-8 text (byte {at}: 0x{raw[at]:02x}); {not_utf8}") from None
+        raise UserError(f"{path}: line {_line_at(raw, at)}: not UTF-8 text (byte {at}: 0x{raw[at]:02x}); "
+                        f"{not_utf8}") from None
 
+
+def _line_at(raw: bytes, offset: int) -> int:
+    return raw.count(b"\n", 0, offset) + 1
+
+
+# --------------------------------------------------------------------------------------------- owned folders
 
 RECORD_NAME = ".tfxray-outputs.json"
 

@@ -904,11 +904,15 @@ _UID = re.compile(r"[0-9]+(\.[0-9]+)*")  # PS3.5 9.1, at most 64 characters
 _IDENTIFIER = re.compile(r"[^\x00-\x1f\x7f\\]{1,64}")  # VR LO: no control characters, no backslash
 
 
+def _is_uid(text: str | None) -> bool:
+    return bool(text) and len(text) <= 64 and _UID.fullmatch(text) is not None
+
+
 def _uid(ds, keyword: str) -> str | None:
     """A UID value (digits and dots, at most 64), None when it is not one: a corrupt value's bytes (a
     carriage return, a NUL) would otherwise reach a CSV cell and break the table."""
     text = _text(ds, keyword)
-    return text if text and len(text) <= 64 and _UID.fullmatch(text) else None
+    return text if _is_uid(text) else None
 
 
 def _identifier(ds, keyword: str) -> str | None:
@@ -932,7 +936,7 @@ def _syntax_text(syntax) -> str | None:
     uid = str(syntax).strip(" \0")
     if uid in UID_dictionary:
         return UID_dictionary[uid][0]
-    return uid if _UID.fullmatch(uid) and len(uid) <= 64 else None
+    return uid if _is_uid(uid) else None
 
 
 def _text(ds, keyword: str) -> str | None:
